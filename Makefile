@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Top-level targets. The kernel build (scripts/build-kernel) is cached outside
+# the checkout; KDIR points at it.
+
+P2PMAP_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/p2pmap
+KDIR ?= $(P2PMAP_CACHE)/kbuild-current
+LLVM ?= -19
+CLIPPY ?=
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
+
+# Warnings are errors for our code: Rust (rustc and, with CLIPPY=1, clippy) and C.
+KMAKE = $(MAKE) -C $(KDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1) \
+	KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
+KSRC = $(KDIR)/source
+CC_TEST ?= gcc
+SELFTEST_CFLAGS = -O2 -g -Wall -Werror -I$(KSRC)/tools/testing/selftests \
+	-Itests/include -static -pthread
+SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftests/*_test.c))
+
+.PHONY: all build setup kernel module importer tools selftests host-test check demo \
+	bench fmt fmt-check clippy clean
+
+all: build
+
+# What the guest needs: the module, the test programs (run by scripts/vm-run).
+build: module selftests
+
+setup:
+	scripts/setup
+
+kernel: setup
+	scripts/build-kernel >/dev/null
+
+module:
+	$(KMAKE) M=$(CURDIR) modules
+
+clippy:
+	$(KMAKE) M=$(CURDIR) CLIPPY=1 modules
+
+selftests: $(SELFTESTS)
+
+build/bin/%: tests/selftests/%.c $(wildcard tests/include/*.h)
+	@mkdir -p build/bin
+	$(CC_TEST) $(SELFTEST_CFLAGS) -o $@ $<
+
+fmt:
+	rustfmt --edition 2021 src/p2pmap_main.rs
+	cd tests/host && cargo fmt
+
+fmt-check:
+	rustfmt --edition 2021 --check src/p2pmap_main.rs
+	cd tests/host && cargo fmt --check
+
+host-test:
+	cd tests/host && cargo test
+
+# Everything: install, build kernel + module + tests, host tests, guest tests.
+check:
+	scripts/check
+
+demo:
+	scripts/demo
+
+clean:
+	-$(KMAKE) M=$(CURDIR) clean
+	rm -f bindings/p2pmap_generated.rs
+	rm -rf build
+	cd tests/host && cargo clean

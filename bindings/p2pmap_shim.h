@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Out-of-line wrappers of the static inline kernel functions p2pmap and its
+ * test importer call from Rust (rust/helpers does not cover them).
+ */
+#ifndef P2PMAP_SHIM_H
+#define P2PMAP_SHIM_H
+
+#include <linux/mmu_notifier.h>
+#include <linux/types.h>
+
+struct file;
+struct inode;
+struct super_block;
+struct exportfs_block_ops;
+
+/* include/linux/mmu_notifier.h */
+void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
+				 unsigned long cur_seq);
+bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
+				    unsigned long seq);
+bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
+
+/* include/linux/fs.h */
+struct inode *p2pmap_file_inode(const struct file *file);
+
+/* sb->s_export_op->block_ops, or NULL (include/linux/exportfs_block.h) */
+const struct exportfs_block_ops *p2pmap_sb_block_ops(const struct super_block *sb);
+
+#endif /* P2PMAP_SHIM_H */

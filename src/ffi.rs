@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! FFI layer: p2pmap's own bindgen output (`bindings/p2pmap_generated.rs`)
+//! and the safe wrappers around it and around the raw `kernel::bindings`
+//! the rest of the module needs. This is the only file of p2pmap with
+//! `unsafe` code; policy lives in `provider.rs` and `logic/`.
+
+use core::marker::PhantomData;
+use kernel::{
+    bindings,
+    device::Device,
+    error::to_result,
+    ffi::{c_int, c_uint, c_ulong},
+    mm::virt::{self, VmaRef},
+    page::PAGE_SIZE,
+    prelude::*,
+};
+
+use crate::logic::{
+    reason::Reason,
+    request::{self, MapRequest, ValidRequest, VmaInfo},
+};
+
+#[allow(
+    unsafe_op_in_unsafe_fn,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    improper_ctypes,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
+mod ext {
+    // Types the generated items refer to but do not define.
+    use kernel::bindings::*;
+    use kernel::ffi;
+    include!("../bindings/p2pmap_generated.rs");
+}
+
+/// The kernel's `DEVICE_MAP_FLAG_*` values, for cross-checking
+/// `logic::request` in the KUnit suite.
+pub(crate) mod kernel_flags {
+    pub(crate) use super::ext::{
+        P2PMAP_DEVICE_MAP_FLAGS_ALL as ALL, P2PMAP_DEVICE_MAP_FLAG_PIN as PIN,
+        P2PMAP_DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP as SUPPORT_ATOMIC_OP,
+        P2PMAP_DEVICE_MAP_FLAG_WRITE as WRITE,
+    };
+}
+
+/// One `device_map` call, as received from `filemap_device_map()`.
+///
+/// The output array `pa` is not exposed yet: nothing is mapped until the
+/// data path exists.
+///
+/// # Invariants
+///
+/// `vma` is locked by the caller (mmap_lock held for read) for `'a`.
+pub(crate) struct MapCall<'a> {
+    vma: &'a VmaRef,
+    importer: &'a Device,
+    req: MapRequest,
+}
+
+/// A `device_map` call whose request passed [`request::validate`].
+pub(crate) struct ValidMapCall<'a> {
+    importer: &'a Device,
+    req: ValidRequest,
+}
+
+impl<'a> MapCall<'a> {
+    /// Validates the request against its vma (see `logic::request`).
+    pub(crate) fn validate(self) -> Result<ValidMapCall<'a>, Reason> {
+        let flags = self.vma.flags();
+        let info = VmaInfo {
+            start: self.vma.start() as u64,
+            end: self.vma.end() as u64,
+            shared: flags & virt::flags::SHARED != 0,
+            writable: flags & virt::flags::WRITE != 0,
+        };
+        let valid = request::validate(&info, &self.req, PAGE_SIZE as u64)?;
+        Ok(ValidMapCall {
+            importer: self.importer,
+            req: valid,
+        })
+    }
+}
+
+impl ValidMapCall<'_> {
+    /// The validated request.
+    pub(crate) fn request(&self) -> &ValidRequest {
+        &self.req
+    }
+
+    /// The importing device.
+    pub(crate) fn importer(&self) -> &Device {
+        self.importer
+    }
+}
+
+/// One `device_unmap` call.
+pub(crate) struct UnmapCall<'a> {
+    importer: &'a Device,
+    start: usize,
+    end: usize,
+}
+
+impl UnmapCall<'_> {
+    /// The importing device.
+    pub(crate) fn importer(&self) -> &Device {
+        self.importer
+    }
+
+    /// The range that was mapped.
+    pub(crate) fn range(&self) -> (usize, usize) {
+        (self.start, self.end)
+    }
+}
+
+/// What p2pmap implements for the `device_map_provider` hook.
+pub(crate) trait Provider {
+    /// `device_map`: called with mmap_lock held for read; may sleep.
+    fn map(call: MapCall<'_>) -> Result;
+    /// `device_unmap`: may be called from a non-blockable mmu notifier; must
+    /// not sleep.
+    fn unmap(call: UnmapCall<'_>);
+}
+
+/// # Safety
+///
+/// Called only by `filemap_device_map()` under the `device_map` contract:
+/// `vma` valid and locked for read, `importer` a live device, `pa` sized for
+/// the range when the range is valid.
+unsafe extern "C" fn map_trampoline<T: Provider>(
+    vma: *mut bindings::vm_area_struct,
+    importer: *mut bindings::device,
+    _bufp: *mut *mut bindings::dma_buf,
+    start: c_ulong,
+    end: c_ulong,
+    flags: c_uint,
+    pa: *mut bindings::dma_addr_t,
+) -> c_int {
+    if vma.is_null() || importer.is_null() || pa.is_null() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `vma` is valid and its mm's mmap_lock is held for read for the
+    // whole call (the contract; `filemap_device_map` asserts it).
+    let vma = unsafe { VmaRef::from_raw(vma) };
+    // SAFETY: the importer holds a reference to its own device while it
+    // calls `device_map`.
+    let importer = unsafe { Device::from_raw(importer) };
+    // INVARIANT: the vma lock comes from the contract stated in this
+    // function's safety section.
+    let call = MapCall {
+        vma,
+        importer,
+        req: MapRequest {
+            start: start as u64,
+            end: end as u64,
+            flags,
+        },
+    };
+    match T::map(call) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// # Safety
+///
+/// Called only by `filemap_device_unmap()`: `importer` is a live device.
+unsafe extern "C" fn unmap_trampoline<T: Provider>(
+    _vma: *mut bindings::vm_area_struct,
+    importer: *mut bindings::device,
+    start: c_ulong,
+    end: c_ulong,
+    _pa: *mut bindings::dma_addr_t,
+) {
+    if importer.is_null() {
+        return;
+    }
+    // SAFETY: the importer holds a reference to its own device while it
+    // calls `device_unmap`.
+    let importer = unsafe { Device::from_raw(importer) };
+    T::unmap(UnmapCall {
+        importer,
+        start,
+        end,
+    });
+}
+
+struct VTable<T>(PhantomData<T>);
+
+impl<T: Provider> VTable<T> {
+    const VTABLE: ext::device_map_provider = ext::device_map_provider {
+        map: Some(map_trampoline::<T>),
+        unmap: Some(unmap_trampoline::<T>),
+    };
+}
+
+/// p2pmap registered as the kernel's `device_map` provider.
+///
+/// # Invariants
+///
+/// `vtable` is registered with `device_map_register_provider()` until this
+/// value is dropped.
+pub(crate) struct ProviderRegistration {
+    vtable: &'static ext::device_map_provider,
+}
+
+impl ProviderRegistration {
+    /// Registers `T`. Fails with `EBUSY` if another provider is registered.
+    pub(crate) fn register<T: Provider + 'static>() -> Result<Self> {
+        let vtable: &'static ext::device_map_provider = &VTable::<T>::VTABLE;
+        // SAFETY: `vtable` is a static with valid callbacks for the whole
+        // lifetime of the module; `Drop` unregisters it before unload.
+        to_result(unsafe { ext::device_map_register_provider(vtable) })?;
+        // INVARIANT: registered just above.
+        Ok(Self { vtable })
+    }
+}
+
+impl Drop for ProviderRegistration {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `vtable` is the registered provider;
+        // this waits for every call in flight, after which no code of ours
+        // runs from the hook.
+        unsafe { ext::device_map_unregister_provider(self.vtable) };
+    }
+}

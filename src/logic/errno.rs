@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The errno values p2pmap returns (Linux generic numbering, positive).
+//!
+//! The module checks them against `kernel::bindings` in its KUnit suite, so a
+//! mismatch cannot go unnoticed.
+
+/// Operation not permitted on this mapping.
+pub const EACCES: i32 = 13;
+/// Bad address: the range is not inside the vma.
+pub const EFAULT: i32 = 14;
+/// Invalid argument.
+pub const EINVAL: i32 = 22;
+/// No such device: no data path to the importer.
+pub const ENODEV: i32 = 19;
+/// Operation not supported.
+pub const EOPNOTSUPP: i32 = 95;

@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure logic of p2pmap: no kernel dependencies, so the same files build in
+//! the module and in the host `cargo test` crate (`tests/host`).
+
+pub mod errno;
+pub mod reason;
+pub mod request;

@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Validation of a `device_map` request against its vma.
+
+use super::reason::Reason;
+
+/// `DEVICE_MAP_FLAG_PIN` (include/linux/mm.h).
+pub const FLAG_PIN: u32 = 1 << 0;
+/// `DEVICE_MAP_FLAG_WRITE`.
+pub const FLAG_WRITE: u32 = 1 << 1;
+/// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`.
+pub const FLAG_SUPPORT_ATOMIC_OP: u32 = 1 << 2;
+/// `DEVICE_MAP_FLAGS_ALL`.
+pub const FLAGS_ALL: u32 = FLAG_PIN | FLAG_WRITE | FLAG_SUPPORT_ATOMIC_OP;
+
+/// What validation needs to know about the vma.
+#[derive(Clone, Copy, Debug)]
+pub struct VmaInfo {
+    /// `vm_start`.
+    pub start: u64,
+    /// `vm_end`.
+    pub end: u64,
+    /// `VM_SHARED`.
+    pub shared: bool,
+    /// `VM_WRITE`.
+    pub writable: bool,
+}
+
+/// A `device_map` request.
+#[derive(Clone, Copy, Debug)]
+pub struct MapRequest {
+    /// First address.
+    pub start: u64,
+    /// End address (exclusive).
+    pub end: u64,
+    /// `DEVICE_MAP_FLAG_*`.
+    pub flags: u32,
+}
+
+/// A request that passed validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValidRequest {
+    /// Offset of `start` from `vm_start`, in bytes.
+    pub vma_offset: u64,
+    /// Number of pages in the range (entries of `pa`).
+    pub pages: u64,
+}
+
+/// Checks `req` against `vma`, in the order a caller would fix its mistakes:
+/// flags, alignment, emptiness, bounds, then what p2pmap does not offer.
+pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<ValidRequest, Reason> {
+    if req.flags & !FLAGS_ALL != 0 {
+        return Err(Reason::UnknownFlags);
+    }
+    if page_size == 0 || req.start % page_size != 0 || req.end % page_size != 0 {
+        return Err(Reason::Unaligned);
+    }
+    if req.start >= req.end {
+        return Err(Reason::EmptyRange);
+    }
+    if req.start < vma.start || req.end > vma.end {
+        return Err(Reason::OutsideVma);
+    }
+    if req.flags & FLAG_PIN != 0 {
+        return Err(Reason::PinUnsupported);
+    }
+    if req.flags & FLAG_SUPPORT_ATOMIC_OP != 0 {
+        return Err(Reason::AtomicUnsupported);
+    }
+    if req.flags & FLAG_WRITE != 0 {
+        return Err(Reason::WriteUnsupported);
+    }
+    if !vma.shared && vma.writable {
+        return Err(Reason::PrivateWritable);
+    }
+    Ok(ValidRequest {
+        vma_offset: req.start - vma.start,
+        pages: (req.end - req.start) / page_size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PS: u64 = 4096;
+    const VMA: VmaInfo = VmaInfo {
+        start: 0x10_0000,
+        end: 0x20_0000,
+        shared: true,
+        writable: false,
+    };
+
+    fn req(start: u64, end: u64, flags: u32) -> MapRequest {
+        MapRequest { start, end, flags }
+    }
+
+    #[test]
+    fn accepts_whole_vma_and_subranges() {
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, 0), PS),
+            Ok(ValidRequest {
+                vma_offset: 0,
+                pages: 256
+            })
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start + PS, VMA.start + 3 * PS, 0), PS),
+            Ok(ValidRequest {
+                vma_offset: PS,
+                pages: 2
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_bad_ranges() {
+        assert_eq!(
+            validate(&VMA, &req(VMA.start + 1, VMA.end, 0), PS),
+            Err(Reason::Unaligned)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end - 1, 0), PS),
+            Err(Reason::Unaligned)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.start, 0), PS),
+            Err(Reason::EmptyRange)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.end, VMA.start, 0), PS),
+            Err(Reason::EmptyRange)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start - PS, VMA.end, 0), PS),
+            Err(Reason::OutsideVma)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end + PS, 0), PS),
+            Err(Reason::OutsideVma)
+        );
+        // An end that wrapped around is caught as empty, not as huge.
+        let wrapped = VMA.start.wrapping_add(u64::MAX - PS + 1);
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, wrapped, 0), PS),
+            Err(Reason::EmptyRange)
+        );
+        assert_eq!(validate(&VMA, &req(0, 0, 0), 0), Err(Reason::Unaligned));
+    }
+
+    #[test]
+    fn refuses_flags() {
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, 1 << 3), PS),
+            Err(Reason::UnknownFlags)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, FLAG_PIN), PS),
+            Err(Reason::PinUnsupported)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, FLAG_SUPPORT_ATOMIC_OP), PS),
+            Err(Reason::AtomicUnsupported)
+        );
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, FLAG_WRITE), PS),
+            Err(Reason::WriteUnsupported)
+        );
+    }
+
+    #[test]
+    fn flag_errors_win_over_range_errors() {
+        assert_eq!(
+            validate(&VMA, &req(1, 0, 1 << 9), PS),
+            Err(Reason::UnknownFlags)
+        );
+    }
+
+    #[test]
+    fn private_vmas() {
+        let ro = VmaInfo {
+            shared: false,
+            writable: false,
+            ..VMA
+        };
+        let rw = VmaInfo {
+            shared: false,
+            writable: true,
+            ..VMA
+        };
+        assert!(validate(&ro, &req(VMA.start, VMA.end, 0), PS).is_ok());
+        assert_eq!(
+            validate(&rw, &req(VMA.start, VMA.end, 0), PS),
+            Err(Reason::PrivateWritable)
+        );
+        let shared_rw = VmaInfo {
+            writable: true,
+            ..VMA
+        };
+        assert!(validate(&shared_rw, &req(VMA.start, VMA.end, 0), PS).is_ok());
+    }
+}

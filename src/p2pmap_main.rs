@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! p2pmap: direct block mapping through the filesystem for devices.
+//!
+//! Provides `vm_operations_struct::device_map`/`device_unmap` for file
+//! mappings of filesystems that opt in (XFS, ext4) through the
+//! `device_map_register_provider()` hook of the kernel patch series in
+//! `patches/`. See `Documentation/design.rst`.
+
+use kernel::prelude::*;
+
+mod ffi;
+// Shared with the host test crate (tests/host), where these items are the
+// crate's public API.
+#[allow(unreachable_pub)]
+mod logic;
+mod provider;
+mod stats;
+
+module! {
+    type: P2pMap,
+    name: "p2pmap",
+    authors: ["p2pmap developers"],
+    description: "Peer-to-peer device mappings of file blocks through an NVMe CMB",
+    license: "GPL",
+}
+
+/// The module: its debugfs statistics and its provider registration.
+///
+/// Fields drop in declaration order: the provider is unregistered (which
+/// waits for calls in flight) before debugfs goes away.
+struct P2pMap {
+    _provider: ffi::ProviderRegistration,
+    _debugfs: stats::Debugfs,
+}
+
+impl kernel::Module for P2pMap {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let debugfs = stats::Debugfs::new()?;
+        let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
+        pr_info!("loaded, device_map provider registered\n");
+        Ok(P2pMap {
+            _provider: provider,
+            _debugfs: debugfs,
+        })
+    }
+}
+
+impl Drop for P2pMap {
+    fn drop(&mut self) {
+        pr_info!("unloading\n");
+    }
+}

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `device_map` provider: policy only, no `unsafe`.
+//!
+//! Every request is validated and every refusal counted with its reason.
+//! The data path (resolving blocks with `map_blocks` and staging them in the
+//! NVMe CMB) is not built yet: a valid request is refused with
+//! [`Reason::NoDataPath`] (`-ENODEV`), and the importer falls back to the
+//! page cache.
+
+use kernel::prelude::*;
+
+use crate::{
+    ffi::{MapCall, Provider, UnmapCall},
+    logic::reason::Reason,
+    stats::STATS,
+};
+
+/// p2pmap's implementation of the provider hook.
+pub(crate) struct P2pProvider;
+
+impl Provider for P2pProvider {
+    fn map(call: MapCall<'_>) -> Result {
+        STATS.map_called();
+        let call = call.validate().map_err(|r| STATS.refuse(r))?;
+        dev_dbg!(
+            call.importer(),
+            "p2pmap: device_map of {} pages at vma offset {:#x}\n",
+            call.request().pages,
+            call.request().vma_offset
+        );
+        Err(STATS.refuse(Reason::NoDataPath))
+    }
+
+    fn unmap(call: UnmapCall<'_>) {
+        STATS.unmap_called();
+        let (start, end) = call.range();
+        dev_dbg!(
+            call.importer(),
+            "p2pmap: device_unmap of {:#x}..{:#x}\n",
+            start,
+            end
+        );
+    }
+}
+
+#[kunit_tests(p2pmap)]
+mod tests {
+    use crate::ffi::kernel_flags;
+    use crate::logic::{errno, reason::Reason, request};
+    use crate::stats::Stats;
+    use kernel::bindings;
+
+    #[test]
+    fn flags_match_the_kernel() {
+        assert_eq!(request::FLAG_PIN, kernel_flags::PIN);
+        assert_eq!(request::FLAG_WRITE, kernel_flags::WRITE);
+        assert_eq!(
+            request::FLAG_SUPPORT_ATOMIC_OP,
+            kernel_flags::SUPPORT_ATOMIC_OP
+        );
+        assert_eq!(request::FLAGS_ALL, kernel_flags::ALL);
+    }
+
+    #[test]
+    fn errnos_match_the_kernel() {
+        assert_eq!(errno::EACCES, bindings::EACCES as i32);
+        assert_eq!(errno::EFAULT, bindings::EFAULT as i32);
+        assert_eq!(errno::EINVAL, bindings::EINVAL as i32);
+        assert_eq!(errno::ENODEV, bindings::ENODEV as i32);
+        assert_eq!(errno::EOPNOTSUPP, bindings::EOPNOTSUPP as i32);
+    }
+
+    #[test]
+    fn refusal_is_counted_and_converted() {
+        let stats = Stats::new();
+        for r in Reason::ALL {
+            let err = stats.refuse(r);
+            assert_eq!(err.to_errno(), -r.errno());
+            assert_eq!(stats.refused(r), 1);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Counters of the provider, shown in `/sys/kernel/debug/p2pmap/stats`
+//! (one `name value` pair per line; `p2pctl stat` prints them).
+
+use core::fmt;
+use kernel::{
+    debugfs::{Dir, File},
+    prelude::*,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+use crate::logic::reason::Reason;
+
+/// The module's counters.
+pub(crate) struct Stats {
+    map_calls: Atomic<u64>,
+    unmap_calls: Atomic<u64>,
+    refused: [Atomic<u64>; Reason::COUNT],
+}
+
+/// The counters, shared by the provider callbacks and debugfs.
+pub(crate) static STATS: Stats = Stats::new();
+
+impl Stats {
+    /// All counters at zero.
+    pub(crate) const fn new() -> Self {
+        Stats {
+            map_calls: Atomic::new(0),
+            unmap_calls: Atomic::new(0),
+            refused: [const { Atomic::new(0) }; Reason::COUNT],
+        }
+    }
+
+    /// Counts a `device_map` call.
+    pub(crate) fn map_called(&self) {
+        self.map_calls.add(1, Relaxed);
+    }
+
+    /// Counts a `device_unmap` call.
+    pub(crate) fn unmap_called(&self) {
+        self.unmap_calls.add(1, Relaxed);
+    }
+
+    /// Counts a refusal and returns the errno for the importer.
+    pub(crate) fn refuse(&self, reason: Reason) -> Error {
+        self.refused[reason.index()].add(1, Relaxed);
+        Error::from_errno(-reason.errno())
+    }
+
+    /// Refusals counted for `reason`.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn refused(&self, reason: Reason) -> u64 {
+        self.refused[reason.index()].load(Relaxed)
+    }
+
+    fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "map_calls {}", self.map_calls.load(Relaxed))?;
+        writeln!(f, "unmap_calls {}", self.unmap_calls.load(Relaxed))?;
+        for r in Reason::ALL {
+            writeln!(
+                f,
+                "refused_{} {}",
+                r.name(),
+                self.refused[r.index()].load(Relaxed)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The debugfs directory `p2pmap/` and its `stats` file.
+pub(crate) struct Debugfs {
+    // Dropped before the directory.
+    _stats: Pin<KBox<File<&'static Stats>>>,
+    _dir: Dir,
+}
+
+impl Debugfs {
+    /// Creates `/sys/kernel/debug/p2pmap/stats`.
+    pub(crate) fn new() -> Result<Self> {
+        let dir = Dir::new(c"p2pmap");
+        let stats = KBox::pin_init(
+            dir.read_callback_file(c"stats", &STATS, &|s: &&'static Stats, f| s.render(f)),
+            GFP_KERNEL,
+        )?;
+        Ok(Debugfs {
+            _stats: stats,
+            _dir: dir,
+        })
+    }
+}

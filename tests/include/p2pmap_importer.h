@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * ABI of the p2pmap test importer (tests/importer), a driver for QEMU's
+ * "edu" PCI device that maps file ranges through vm_ops->device_map() and
+ * reads them with the edu DMA engine. Device node: /dev/p2pmap_importer.
+ *
+ * Handles belong to the open file that created them; closing the file
+ * unmaps them all.
+ */
+#ifndef _P2PMAP_IMPORTER_H
+#define _P2PMAP_IMPORTER_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define P2PMAP_IMPORTER_DEV	"/dev/p2pmap_importer"
+
+/* p2pmap_map.flags, passed through to device_map() */
+#define P2PMAP_MAP_WRITE	(1U << 1)	/* DEVICE_MAP_FLAG_WRITE */
+/* importer-only flags (bits 16..) */
+#define P2PMAP_MAP_NO_FALLBACK	(1U << 16)	/* fail instead of using the page cache */
+
+/*
+ * MAP: map [addr, addr + len) of the caller's address space for the edu
+ * device. addr and len must be page aligned, len > 0, inside one vma.
+ * Returns the handle (> 0) in .handle.
+ * Errors: EINVAL (alignment, length, overflow, unknown flags), EFAULT (no
+ * vma, or the range leaves the vma), EOPNOTSUPP (P2PMAP_MAP_NO_FALLBACK and
+ * device_map refused, see .p2p_errno), E2BIG (more than 64 MiB), ENOMEM.
+ */
+struct p2pmap_map {
+	__u64 addr;
+	__u64 len;
+	__u32 flags;
+	__u32 handle;		/* out */
+	__s32 p2p_errno;	/* out: 0 if device_map served, else -errno */
+	__u32 path;		/* out: P2PMAP_PATH_* */
+};
+
+#define P2PMAP_PATH_P2P		1	/* device_map() bus addresses */
+#define P2PMAP_PATH_FALLBACK	2	/* page cache pages, dma_map_page() */
+
+/*
+ * READ: DMA [offset, offset + len) of the mapping into the edu buffer in
+ * 4 KiB steps and copy it to buf. WRITE is the reverse (write mappings).
+ * Errors: ENOENT (no such handle), ESTALE (revoked: unmap and map again),
+ * EINVAL (range outside the mapping), EFAULT (buf), EIO (DMA timeout).
+ */
+struct p2pmap_rw {
+	__u32 handle;
+	__u32 pad;
+	__u64 offset;
+	__u64 len;
+	__u64 buf;
+};
+
+/* STATUS: state of a handle. */
+struct p2pmap_status {
+	__u32 handle;
+	__u32 path;		/* P2PMAP_PATH_* */
+	__s32 p2p_errno;	/* why device_map did not serve (fallback) */
+	__u32 mapped;		/* 1 while the device may access the mapping */
+	__u32 revoked;		/* 1 after an invalidation */
+	__u32 pad;
+	__u64 invalidations;	/* invalidate callbacks that hit the range */
+	__u64 quiesce_ns;	/* last invalidation: callback entry -> DMA quiesced */
+	__u64 len;
+};
+
+#define P2PMAP_IOC_MAGIC	'p'
+#define P2PMAP_IOC_MAP		_IOWR(P2PMAP_IOC_MAGIC, 1, struct p2pmap_map)
+#define P2PMAP_IOC_READ		_IOW(P2PMAP_IOC_MAGIC, 2, struct p2pmap_rw)
+#define P2PMAP_IOC_WRITE	_IOW(P2PMAP_IOC_MAGIC, 3, struct p2pmap_rw)
+#define P2PMAP_IOC_STATUS	_IOWR(P2PMAP_IOC_MAGIC, 4, struct p2pmap_status)
+#define P2PMAP_IOC_UNMAP	_IOW(P2PMAP_IOC_MAGIC, 5, __u32)
+
+#endif /* _P2PMAP_IMPORTER_H */
