@@ -3,10 +3,13 @@
  * Out-of-line wrappers of static inline kernel functions, linked into the
  * same .ko as the Rust code that calls them.
  */
+#include <linux/dma-mapping.h>
 #include <linux/exportfs.h>
 #include <linux/exportfs_block.h>
 #include <linux/fs.h>
+#include <linux/hmm.h>
 #include <linux/mmu_notifier.h>
+#include <linux/sched.h>
 
 #include "p2pmap_shim.h"
 
@@ -25,6 +28,26 @@ bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
 bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
 {
 	return mmu_notifier_range_blockable(range);
+}
+
+struct mm_struct *p2pmap_current_mm(void)
+{
+	return current->mm;
+}
+
+struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn)
+{
+	return hmm_pfn_to_page(hmm_pfn);
+}
+
+int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr)
+{
+	return dma_mapping_error(dev, dma_addr);
+}
+
+int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask)
+{
+	return dma_set_mask_and_coherent(dev, mask);
 }
 
 struct inode *p2pmap_file_inode(const struct file *file)

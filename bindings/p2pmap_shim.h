@@ -9,8 +9,10 @@
 #include <linux/mmu_notifier.h>
 #include <linux/types.h>
 
+struct device;
 struct file;
 struct inode;
+struct page;
 struct super_block;
 struct exportfs_block_ops;
 
@@ -20,6 +22,20 @@ void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
 bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
 				    unsigned long seq);
 bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
+
+/*
+ * current->mm (no reference taken). Rust's `current!().mm()` reads the
+ * field at the offset of rust/bindings' `task_struct`, which does not match
+ * the C layout in this build (936 vs 984), so it must not be used.
+ */
+struct mm_struct *p2pmap_current_mm(void);
+
+/* include/linux/hmm.h */
+struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn);
+
+/* include/linux/dma-mapping.h */
+int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
+int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask);
 
 /* include/linux/fs.h */
 struct inode *p2pmap_file_inode(const struct file *file);

@@ -1,0 +1,472 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The importer's unsafe boundary: mmu interval notifiers, the call of
+//! `vm_ops->device_map`/`device_unmap`, `hmm_range_fault()`, streaming DMA
+//! mappings and the ioctl structures. Everything else is safe code.
+
+use core::{marker::PhantomPinned, ptr};
+use kernel::{
+    bindings, device,
+    error::to_result,
+    ffi::c_ulong,
+    miscdevice::MiscDeviceRegistration,
+    mm::{Mm, MmWithUser, MmapReadGuard},
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        atomic::{Atomic, Relaxed},
+        Arc,
+    },
+    transmute::{AsBytes, FromBytes},
+    sync::aref::ARef,
+    types::Opaque,
+};
+
+use crate::{edu::Edu, uapi, ImporterData, ImporterFile};
+
+#[allow(
+    unsafe_op_in_unsafe_fn,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    missing_docs,
+    unreachable_pub,
+    improper_ctypes,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks
+)]
+mod ext {
+    use kernel::bindings::*;
+    use kernel::ffi;
+    include!("importer_generated.rs");
+}
+
+// SAFETY: `repr(C)` structs of integers without padding (checked by the
+// const assertions in `uapi`); every bit pattern is valid.
+unsafe impl FromBytes for uapi::Map {}
+// SAFETY: as above; no padding, so every byte is initialized.
+unsafe impl AsBytes for uapi::Map {}
+// SAFETY: as above.
+unsafe impl FromBytes for uapi::Rw {}
+// SAFETY: as above.
+unsafe impl FromBytes for uapi::Status {}
+// SAFETY: as above.
+unsafe impl AsBytes for uapi::Status {}
+
+/// The raw `struct device` of `dev`, as the C callbacks want it.
+fn raw_dev(dev: &device::Device) -> *mut bindings::device {
+    // `device::Device` is a transparent wrapper of `struct device` (its
+    // `as_raw` is crate-private), so the cast keeps the address.
+    ptr::from_ref(dev).cast_mut().cast()
+}
+
+/// The device state of the edu function whose misc device `misc` is.
+pub(crate) fn edu_of(misc: &MiscDeviceRegistration<ImporterFile>) -> &Arc<Edu> {
+    let misc = ptr::from_ref(misc);
+    // SAFETY: every `MiscDeviceRegistration<ImporterFile>` is the `misc`
+    // field of a pinned `ImporterData` (the only place one is created), and
+    // the registration (hence the `ImporterData`) is alive while its open
+    // callback runs.
+    let data = unsafe { &*kernel::container_of!(misc, ImporterData, misc) };
+    &data.edu
+}
+
+/// A reference on the calling process's mm, or `None` for a kernel thread.
+///
+/// `kernel::current!().mm()` must not be used: it reads `task_struct::mm`
+/// at rust/bindings' offset, which differs from the C layout in this build
+/// (see `p2pmap_current_mm()` in bindings/p2pmap_shim.h).
+pub(crate) fn current_mm() -> Option<ARef<MmWithUser>> {
+    // SAFETY: reads `current->mm` of the calling task.
+    let mm = unsafe { ext::p2pmap_current_mm() };
+    if mm.is_null() {
+        return None;
+    }
+    // SAFETY: `current->mm` of the running task stays valid while it runs
+    // (it is only replaced by the task itself, e.g. at exec); the reference
+    // taken below keeps it alive after that.
+    unsafe { Mm::from_raw(mm) }.mmget_not_zero()
+}
+
+// --- mmu interval notifiers ---------------------------------------------------
+
+/// An invalidation of (part of) the interval.
+pub(crate) struct InvalidateRange {
+    /// Whether the callback may sleep (`mmu_notifier_range_blockable()`).
+    pub(crate) blockable: bool,
+}
+
+/// What an interval notifier does on invalidation.
+pub(crate) trait Invalidate: Send + Sync + Sized {
+    /// Called for every invalidation that hits the interval. Must call
+    /// [`IntervalNotifier::set_seq`] with `cur_seq` under the lock that
+    /// serializes device access, and stop that access before returning.
+    /// May return `false` only if `!range.blockable` and the lock could not
+    /// be taken without sleeping.
+    fn invalidate(this: &IntervalNotifier<Self>, range: &InvalidateRange, cur_seq: u64) -> bool;
+
+    /// Called once the notifier has been removed (or was never inserted),
+    /// before the data is dropped: the place to end device access for good.
+    fn released(this: &IntervalNotifier<Self>);
+}
+
+/// An `mmu_interval_notifier` with its owner's data.
+///
+/// # Invariants
+///
+/// - While `inserted` is true, `raw` is inserted in the interval tree of an
+///   mm and must be removed before it is freed.
+/// - `raw` is only passed to the mm with [`Self::OPS`], whose callback
+///   finds `Self` by `container_of`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct IntervalNotifier<T: Invalidate> {
+    #[pin]
+    raw: Opaque<bindings::mmu_interval_notifier>,
+    inserted: Atomic<bool>,
+    #[pin]
+    data: T,
+    #[pin]
+    _pin: PhantomPinned,
+}
+
+// SAFETY: `raw` is only touched through the mmu notifier API, which
+// serializes with its own locks; the rest is `T`, which is `Send + Sync`.
+unsafe impl<T: Invalidate> Send for IntervalNotifier<T> {}
+// SAFETY: as above.
+unsafe impl<T: Invalidate> Sync for IntervalNotifier<T> {}
+
+impl<T: Invalidate> IntervalNotifier<T> {
+    const OPS: bindings::mmu_interval_notifier_ops = bindings::mmu_interval_notifier_ops {
+        invalidate: Some(Self::invalidate_callback),
+        invalidate_start: None,
+        invalidate_finish: None,
+    };
+
+    /// A notifier not yet inserted.
+    pub(crate) fn new(data: impl PinInit<T, Error>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            raw <- Opaque::zeroed(),
+            inserted: Atomic::new(false),
+            data <- data,
+            _pin: PhantomPinned,
+        })
+    }
+
+    /// The owner's data.
+    pub(crate) fn data(&self) -> &T {
+        &self.data
+    }
+
+    /// Inserts the notifier for `[start, start + len)` of `mm`.
+    ///
+    /// Context: may sleep; must not hold `mm`'s mmap_lock.
+    pub(crate) fn insert(&self, mm: &MmWithUser, start: usize, len: usize) -> Result {
+        if self.inserted.load(Relaxed) {
+            return Err(EBUSY);
+        }
+        // A promoted constant: the mm keeps the pointer.
+        let ops: &'static bindings::mmu_interval_notifier_ops = &Self::OPS;
+        // SAFETY: `raw` is pinned memory that outlives the insertion: it is
+        // removed in `PinnedDrop` (INVARIANT: `inserted` is set below).
+        // `mm` is a live mm with users; `OPS` is static.
+        to_result(unsafe {
+            bindings::mmu_interval_notifier_insert(
+                self.raw.get(),
+                mm.as_raw(),
+                start as c_ulong,
+                len as c_ulong,
+                ops,
+            )
+        })?;
+        self.inserted.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// `mmu_interval_read_begin()`: start of a read-side critical section.
+    pub(crate) fn read_begin(&self) -> u64 {
+        // SAFETY: only called on an inserted notifier (the importer inserts
+        // before it maps); `raw` is valid while `self` lives.
+        unsafe { bindings::mmu_interval_read_begin(self.raw.get()) as u64 }
+    }
+
+    /// `mmu_interval_read_retry()`: whether an invalidation ran since
+    /// `read_begin` returned `seq`. Call under the device lock.
+    pub(crate) fn read_retry(&self, seq: u64) -> bool {
+        // SAFETY: `raw` is valid while `self` lives.
+        unsafe { ext::p2pmap_mmu_interval_read_retry(self.raw.get(), seq as c_ulong) }
+    }
+
+    /// `mmu_interval_set_seq()`, for [`Invalidate::invalidate`].
+    pub(crate) fn set_seq(&self, cur_seq: u64) {
+        // SAFETY: `raw` is valid while `self` lives; called from the
+        // invalidate callback as the function requires.
+        unsafe { ext::p2pmap_mmu_interval_set_seq(self.raw.get(), cur_seq as c_ulong) }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the mm only, for a notifier inserted with [`Self::OPS`].
+    unsafe extern "C" fn invalidate_callback(
+        sub: *mut bindings::mmu_interval_notifier,
+        range: *const bindings::mmu_notifier_range,
+        cur_seq: c_ulong,
+    ) -> bool {
+        // SAFETY: by the type invariant `sub` is the `raw` field of a live
+        // `Self` (it is removed before `Self` is freed, and removal waits
+        // for running callbacks).
+        let this = unsafe {
+            &*kernel::container_of!(sub.cast::<Opaque<bindings::mmu_interval_notifier>>(), Self, raw)
+        };
+        let range = InvalidateRange {
+            // SAFETY: `range` is valid for the duration of the callback.
+            blockable: unsafe { ext::p2pmap_mmu_notifier_range_blockable(range) },
+        };
+        T::invalidate(this, &range, cur_seq as u64)
+    }
+
+    /// Runs `hmm_range_fault()` on `[start, end)` until it succeeds without
+    /// an invalidation race, filling `pfns` (one per page). Returns the
+    /// notifier sequence the result is valid for (check it with
+    /// [`Self::read_retry`] under the device lock).
+    ///
+    /// Context: may sleep; takes `mm`'s mmap_lock for read.
+    pub(crate) fn hmm_fault(
+        &self,
+        mm: &MmWithUser,
+        start: usize,
+        end: usize,
+        write: bool,
+        pfns: &mut [c_ulong],
+    ) -> Result<u64> {
+        if end <= start || (end - start) / PAGE_SIZE != pfns.len() {
+            return Err(EINVAL);
+        }
+        let mut flags = ext::P2PMAP_HMM_PFN_REQ_FAULT;
+        if write {
+            flags |= ext::P2PMAP_HMM_PFN_REQ_WRITE;
+        }
+        // Bounded like lib/test_hmm.c (HMM_RANGE_DEFAULT_TIMEOUT there).
+        for _ in 0..1000 {
+            let seq = self.read_begin();
+            let mut range = ext::hmm_range {
+                notifier: self.raw.get(),
+                notifier_seq: seq as c_ulong,
+                start: start as c_ulong,
+                end: end as c_ulong,
+                hmm_pfns: pfns.as_mut_ptr(),
+                default_flags: flags,
+                pfn_flags_mask: 0,
+                dev_private_owner: ptr::null_mut(),
+            };
+            let guard = mm.mmap_read_lock();
+            // SAFETY: `range` is fully initialized, `pfns` holds one entry
+            // per page of it, the notifier covers it and mmap_lock is held
+            // for read as hmm_range_fault() requires.
+            let ret = unsafe { ext::hmm_range_fault(&mut range) };
+            drop(guard);
+            if ret == EBUSY.to_errno() {
+                continue;
+            }
+            to_result(ret)?;
+            return Ok(seq);
+        }
+        Err(EBUSY)
+    }
+}
+
+#[pinned_drop]
+impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
+    fn drop(self: Pin<&mut Self>) {
+        if self.inserted.load(Relaxed) {
+            // SAFETY: inserted (type invariant); this waits for running
+            // callbacks, after which the mm no longer references `raw`.
+            unsafe { bindings::mmu_interval_notifier_remove(self.raw.get()) };
+            self.inserted.store(false, Relaxed);
+        }
+        T::released(&self);
+    }
+}
+
+// --- device_map / device_unmap ----------------------------------------------
+
+/// The `vm_operations_struct` whose `device_map` served a mapping.
+///
+/// # Invariants
+///
+/// Points to a `vm_operations_struct` with a `device_unmap` callback that
+/// stays valid while the mapping it served exists (the vm_ops of a mapped
+/// file; the vma keeps its module alive until the importer's notifier has
+/// torn the mapping down).
+pub(crate) struct VmOps(*const bindings::vm_operations_struct);
+
+// SAFETY: a pointer to immutable, static callbacks.
+unsafe impl Send for VmOps {}
+// SAFETY: as above.
+unsafe impl Sync for VmOps {}
+
+impl VmOps {
+    /// Calls `device_unmap(NULL, dev, start, end, pa)`: the mapping's end.
+    ///
+    /// Context: any, including mmu notifier callbacks (the callee does not
+    /// sleep).
+    pub(crate) fn device_unmap(&self, dev: &device::Device, start: usize, end: usize, pa: &mut [u64]) {
+        // SAFETY: by the type invariant the ops are valid and have
+        // `device_unmap`; `vma` may be NULL by the contract; `pa` is the
+        // array `device_map` filled.
+        unsafe {
+            if let Some(unmap) = (*self.0).device_unmap {
+                unmap(
+                    ptr::null_mut(),
+                    raw_dev(dev),
+                    start as c_ulong,
+                    end as c_ulong,
+                    pa.as_mut_ptr(),
+                );
+            }
+        }
+    }
+}
+
+/// Result of [`device_map`].
+pub(crate) enum DeviceMap<'a> {
+    /// Mapped: `pa` holds the bus addresses; mmap_lock still held.
+    Mapped(MmapReadGuard<'a>, VmOps),
+    /// Refused with this (negative) errno; mmap_lock still held.
+    Refused(MmapReadGuard<'a>, i32),
+    /// The provider released mmap_lock (-EAGAIN): look up again and retry.
+    Retry,
+}
+
+/// Finds the vma of `[start, start + pa.len() pages)` under `guard` and calls
+/// its `device_map`. Refuses with `-EFAULT` if the range is not inside one
+/// vma and `-EOPNOTSUPP` if the vma has no `device_map`.
+pub(crate) fn device_map<'a>(
+    guard: MmapReadGuard<'a>,
+    dev: &device::Device,
+    start: usize,
+    flags: u32,
+    pa: &mut [u64],
+) -> DeviceMap<'a> {
+    let Some(end) = pa.len().checked_mul(PAGE_SIZE).and_then(|l| start.checked_add(l)) else {
+        return DeviceMap::Refused(guard, EINVAL.to_errno());
+    };
+    let (vma, ops) = match guard.vma_lookup(start) {
+        Some(vma) if end <= vma.end() => {
+            // SAFETY: the vma is valid while `guard` is held.
+            (vma.as_ptr(), unsafe { (*vma.as_ptr()).vm_ops })
+        }
+        _ => return DeviceMap::Refused(guard, EFAULT.to_errno()),
+    };
+    let map = if ops.is_null() {
+        None
+    } else {
+        // SAFETY: a non-NULL `vm_ops` points to the vma's static callbacks.
+        unsafe { (*ops).device_map }
+    };
+    let Some(map) = map else {
+        return DeviceMap::Refused(guard, EOPNOTSUPP.to_errno());
+    };
+    // SAFETY: the device_map contract: mmap_lock held for read (`guard`),
+    // page-aligned range inside the vma, `pa` has one entry per page, a live
+    // importer device, no `bufp` since we never ask for PIN.
+    let ret = unsafe {
+        map(
+            vma,
+            raw_dev(dev),
+            ptr::null_mut(),
+            start as c_ulong,
+            end as c_ulong,
+            flags,
+            pa.as_mut_ptr(),
+        )
+    };
+    if ret == EAGAIN.to_errno() {
+        // The provider released mmap_lock: the guard must not unlock again.
+        core::mem::forget(guard);
+        return DeviceMap::Retry;
+    }
+    if ret != 0 {
+        return DeviceMap::Refused(guard, ret);
+    }
+    // INVARIANT: `device_map` succeeded, so these ops have `device_unmap`
+    // (contract) and the vma (hence its file and the ops) stays alive until
+    // our notifier sees it go.
+    DeviceMap::Mapped(guard, VmOps(ops))
+}
+
+// --- streaming DMA of page-cache pages ----------------------------------------
+
+/// A page mapped for DMA by `dev` with `dma_map_page()`.
+///
+/// # Invariants
+///
+/// `addr` is a live streaming mapping of one page for `dev`, undone on drop.
+pub(crate) struct DmaPage {
+    dev: ARef<device::Device>,
+    addr: u64,
+}
+
+impl DmaPage {
+    /// Maps the page of `hmm_pfn` (a valid pfn from [`IntervalNotifier::hmm_fault`]).
+    ///
+    /// The page is not pinned: the caller stops using the mapping and drops
+    /// it when its interval notifier is invalidated.
+    pub(crate) fn map(dev: &device::Device, hmm_pfn: c_ulong) -> Result<Self> {
+        if hmm_pfn & ext::P2PMAP_HMM_PFN_VALID == 0 {
+            return Err(EFAULT);
+        }
+        // SAFETY: a valid hmm pfn refers to a page with a struct page.
+        let page = unsafe { ext::p2pmap_hmm_pfn_to_page(hmm_pfn) };
+        // SAFETY: `dev` is a live device and `page` a valid page.
+        let addr = unsafe {
+            bindings::dma_map_page_attrs(
+                raw_dev(dev),
+                page,
+                0,
+                PAGE_SIZE,
+                bindings::dma_data_direction::DMA_BIDIRECTIONAL,
+                0,
+            )
+        };
+        // SAFETY: `addr` was just returned by dma_map_page_attrs for `dev`.
+        if unsafe { ext::p2pmap_dma_mapping_error(raw_dev(dev), addr) } != 0 {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: mapped just above.
+        Ok(DmaPage {
+            dev: dev.into(),
+            addr,
+        })
+    }
+
+    /// The bus address of the page for the device.
+    pub(crate) fn addr(&self) -> u64 {
+        self.addr
+    }
+}
+
+impl Drop for DmaPage {
+    fn drop(&mut self) {
+        // SAFETY: by the type invariant `addr` is a live mapping of one page
+        // for `dev`; dma_unmap_page does not sleep.
+        unsafe {
+            bindings::dma_unmap_page_attrs(
+                raw_dev(&self.dev),
+                self.addr,
+                PAGE_SIZE,
+                bindings::dma_data_direction::DMA_BIDIRECTIONAL,
+                0,
+            )
+        };
+    }
+}
+
+/// Sets the DMA mask of `dev` for streaming and coherent mappings.
+///
+/// Context: probe, before any DMA mapping of the device.
+pub(crate) fn set_dma_mask(dev: &device::Device, bits: u32) -> Result {
+    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    // SAFETY: `dev` is a live device being probed; nothing maps yet.
+    to_result(unsafe { ext::p2pmap_dma_set_mask_and_coherent(raw_dev(dev), mask) })
+}

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Input of the test importer's bindgen run (see Kbuild). */
+#include <linux/dma-mapping.h>
+#include <linux/hmm.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+
+#include "p2pmap_shim.h"
+
+const unsigned long P2PMAP_HMM_PFN_VALID = HMM_PFN_VALID;
+const unsigned long P2PMAP_HMM_PFN_REQ_FAULT = HMM_PFN_REQ_FAULT;
+const unsigned long P2PMAP_HMM_PFN_REQ_WRITE = HMM_PFN_REQ_WRITE;

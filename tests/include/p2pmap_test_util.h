@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Helpers shared by p2pmap's kselftest programs. */
+#ifndef P2PMAP_TEST_UTIL_H
+#define P2PMAP_TEST_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "p2pmap_importer.h"
+
+static inline size_t round_up_page(size_t n)
+{
+	return (n + 4095) & ~(size_t)4095;
+}
+
+/* The byte at file offset @off of a pattern file made with @seed. */
+static inline unsigned char pattern_byte(uint64_t off, unsigned int seed)
+{
+	return (unsigned char)(off * 31 + (off >> 12) * 7 + seed);
+}
+
+static inline int make_pattern_file(const char *path, size_t size, unsigned int seed)
+{
+	unsigned char buf[65536];
+	size_t off = 0;
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+
+	if (fd < 0)
+		return -1;
+	while (off < size) {
+		size_t n = size - off < sizeof(buf) ? size - off : sizeof(buf);
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			buf[i] = pattern_byte(off + i, seed);
+		if (write(fd, buf, n) != (ssize_t)n) {
+			close(fd);
+			return -1;
+		}
+		off += n;
+	}
+	if (fsync(fd)) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* 0 if @buf holds the pattern of file offsets [@off, @off + @len). */
+static inline int check_pattern(const void *buf, uint64_t off, size_t len, unsigned int seed)
+{
+	const unsigned char *b = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (b[i] != pattern_byte(off + i, seed)) {
+			fprintf(stderr, "# mismatch at file offset %llu: %#x != %#x\n",
+				(unsigned long long)(off + i), b[i], pattern_byte(off + i, seed));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static inline struct p2pmap_map map_req(const void *addr, uint64_t len, uint32_t flags)
+{
+	struct p2pmap_map m = { .addr = (uintptr_t)addr, .len = len, .flags = flags };
+
+	return m;
+}
+
+static inline int importer_read(int dev, uint32_t handle, uint64_t off, uint64_t len, void *buf)
+{
+	struct p2pmap_rw rw = {
+		.handle = handle, .offset = off, .len = len, .buf = (uintptr_t)buf,
+	};
+
+	return ioctl(dev, P2PMAP_IOC_READ, &rw);
+}
+
+/* A counter of /sys/kernel/debug/p2pmap/stats, or UINT64_MAX. */
+static inline uint64_t p2pmap_stat(const char *name)
+{
+	char line[256];
+	size_t n = strlen(name);
+	uint64_t val = UINT64_MAX;
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+
+	if (!f)
+		return val;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, name, n) && line[n] == ' ') {
+			val = strtoull(line + n + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+/* Loads $P2PMAP_ROOT/p2pmap.ko unless it is loaded; 0 on success. */
+static inline int ensure_p2pmap_loaded(void)
+{
+	char cmd[512];
+	const char *root = getenv("P2PMAP_ROOT");
+
+	if (!access("/sys/module/p2pmap", F_OK))
+		return 0;
+	if (!root)
+		return -1;
+	snprintf(cmd, sizeof(cmd), "insmod %s/p2pmap.ko", root);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+#endif /* P2PMAP_TEST_UTIL_H */

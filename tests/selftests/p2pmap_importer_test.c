@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The device_map path end to end through the test importer (edu DMA):
+ * vm_ops->device_map with and without the p2pmap provider, the importer's
+ * page-cache fallback, argument errors, and revocation by munmap,
+ * truncate and process exit.
+ *
+ * Needs: /dev/p2pmap_importer, an XFS at /mnt/p2p, an ext4 at /mnt/ext4,
+ * p2pmap.ko at $P2PMAP_ROOT (the guest runner sets all of that up).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "p2pmap_importer.h"
+#include "p2pmap_test_util.h"
+
+#define XFS_DIR "/mnt/p2p"
+#define EXT4_DIR "/mnt/ext4"
+
+FIXTURE(importer)
+{
+	int dev;
+	char path[256];
+	size_t size;
+	int fd;
+	void *map;
+};
+
+FIXTURE_SETUP(importer)
+{
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	self->dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, self->dev) TH_LOG("open %s: %s", P2PMAP_IMPORTER_DEV, strerror(errno));
+	self->size = 16 * 4096 + 123;	/* unaligned size: tail of the last page */
+	snprintf(self->path, sizeof(self->path), XFS_DIR "/importer.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(self->path, self->size, 7));
+	self->fd = open(self->path, O_RDONLY);
+	ASSERT_LE(0, self->fd);
+	self->map = mmap(NULL, round_up_page(self->size), PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+}
+
+FIXTURE_TEARDOWN(importer)
+{
+	munmap(self->map, round_up_page(self->size));
+	close(self->fd);
+	close(self->dev);
+	unlink(self->path);
+}
+
+/* With p2pmap loaded the XFS vm_ops reach the provider, which refuses until the data path exists. */
+TEST_F(importer, device_map_reaches_provider)
+{
+	struct p2pmap_map m = map_req(self->map, round_up_page(self->size), P2PMAP_MAP_NO_FALLBACK);
+	uint64_t calls = p2pmap_stat("map_calls");
+	uint64_t refused = p2pmap_stat("refused_no_data_path");
+
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(calls + 1, p2pmap_stat("map_calls"));
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_no_data_path"));
+}
+
+/* Without a provider filemap_device_map() says -EOPNOTSUPP and the fallback serves exact bytes. */
+TEST_F(importer, fallback_without_provider)
+{
+	struct p2pmap_map m = map_req(self->map, round_up_page(self->size), 0);
+	struct p2pmap_status st = { 0 };
+	char *buf = malloc(self->size);
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, system("rmmod p2pmap"));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	EXPECT_EQ(-EOPNOTSUPP, m.p2p_errno);
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 0, self->size, buf));
+	EXPECT_EQ(0, check_pattern(buf, 0, self->size, 7));
+	st.handle = m.handle;
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.mapped);
+	EXPECT_EQ(0, st.revoked);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(0, ensure_p2pmap_loaded());
+	free(buf);
+}
+
+/* With the provider refusing, the fallback still serves, from any offset. */
+TEST_F(importer, fallback_after_refusal_reads_exact_bytes)
+{
+	struct p2pmap_map m = map_req(self->map, round_up_page(self->size), 0);
+	char buf[6000];
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	EXPECT_EQ(-ENODEV, m.p2p_errno);
+	/* crosses a page boundary, starts mid-page */
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 4000, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 4000, sizeof(buf), 7));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(ENOENT, errno);
+}
+
+TEST_F(importer, bad_ranges)
+{
+	struct p2pmap_map m;
+	uint64_t calls = p2pmap_stat("map_calls");
+
+	m = map_req((char *)self->map + 1, 4096, 0);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m = map_req(self->map, 100, 0);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m = map_req(self->map, 0, 0);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m = map_req(self->map, (uint64_t)-4096, 0);	/* addr + len overflows */
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EINVAL, errno);
+	m = map_req(self->map, round_up_page(self->size) + 4096, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));	/* past the vma */
+	EXPECT_EQ(EFAULT, errno);
+	m = map_req(self->map, 4096, 1U << 5);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));	/* unknown flag */
+	EXPECT_EQ(EINVAL, errno);
+	/* none of these reached the provider */
+	EXPECT_EQ(calls, p2pmap_stat("map_calls"));
+}
+
+TEST_F(importer, anonymous_mapping_has_no_device_map)
+{
+	size_t len = 4 * 4096;
+	char *anon = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct p2pmap_map m = map_req(anon, len, P2PMAP_MAP_NO_FALLBACK);
+	char buf[4096];
+
+	ASSERT_NE(MAP_FAILED, anon);
+	memset(anon, 0x5a, len);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	/* the fallback serves anonymous memory */
+	m = map_req(anon, len, 0);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(-EOPNOTSUPP, m.p2p_errno);
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 4096, sizeof(buf), buf));
+	EXPECT_EQ(0x5a, buf[0]);
+	EXPECT_EQ(0x5a, buf[4095]);
+	munmap(anon, len);
+}
+
+TEST_F(importer, private_writable_mapping_is_refused)
+{
+	size_t len = round_up_page(self->size);
+	int fd = open(self->path, O_RDWR);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	struct p2pmap_map m = map_req(p, len, P2PMAP_MAP_NO_FALLBACK);
+	uint64_t refused = p2pmap_stat("refused_private_writable");
+
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EACCES, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_private_writable"));
+	munmap(p, len);
+	close(fd);
+}
+
+TEST_F(importer, write_mapping_is_refused_by_provider)
+{
+	size_t len = round_up_page(self->size);
+	int fd = open(self->path, O_RDWR);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct p2pmap_map m = map_req(p, len, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	munmap(p, len);
+	close(fd);
+}
+
+/* ext4 offers the callbacks too (patch 4): the provider is reached. */
+TEST(ext4_reaches_provider)
+{
+	char path[256];
+	int dev, fd;
+	void *p;
+	struct p2pmap_map m;
+	uint64_t calls;
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), EXT4_DIR "/importer.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, 8192, 3));
+	fd = open(path, O_RDONLY);
+	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	calls = p2pmap_stat("map_calls");
+	m = map_req(p, 8192, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(calls + 1, p2pmap_stat("map_calls"));
+	munmap(p, 8192);
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
+/* munmap fires the interval notifier: the handle is revoked, READ says ESTALE. */
+TEST_F(importer, munmap_revokes)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, 0);
+	struct p2pmap_status st = { 0 };
+	char buf[64];
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	ASSERT_EQ(0, munmap(self->map, len));
+	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);	/* for teardown */
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mapped);
+	EXPECT_LE(1, st.invalidations);
+	EXPECT_EQ(-1, importer_read(self->dev, m.handle, 0, sizeof(buf), buf));
+	EXPECT_EQ(ESTALE, errno);
+}
+
+/* truncate unmaps the file range from every mm: the importer sees it. */
+TEST_F(importer, truncate_revokes_then_remap_reads_new_contents)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, 0);
+	struct p2pmap_status st = { 0 };
+	char buf[4096];
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	ASSERT_EQ(0, truncate(self->path, 4096));
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(-1, importer_read(self->dev, m.handle, 0, 16, buf));
+	EXPECT_EQ(ESTALE, errno);
+	/* rewrite and map again: the new bytes come through */
+	ASSERT_EQ(0, make_pattern_file(self->path, self->size, 9));
+	m = map_req(self->map, len, 0);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 8192, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 8192, sizeof(buf), 9));
+}
+
+/* A process that exits with live handles leaks nothing: its fd release unmaps. */
+TEST_F(importer, exit_while_mapped)
+{
+	pid_t pid = fork();
+	int status;
+
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+		struct p2pmap_map m = map_req(self->map, round_up_page(self->size), 0);
+
+		if (dev < 0 || ioctl(dev, P2PMAP_IOC_MAP, &m))
+			_exit(1);
+		_exit(0);	/* no UNMAP, no close */
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+struct hammer {
+	int dev;
+	void *map;
+	size_t len;
+	volatile int stop;
+	unsigned long calls, eopnotsupp, enodev, other;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+
+	while (!h->stop) {
+		struct p2pmap_map m = map_req(h->map, h->len, P2PMAP_MAP_NO_FALLBACK);
+
+		h->calls++;
+		if (!ioctl(h->dev, P2PMAP_IOC_MAP, &m))
+			h->other++;	/* cannot succeed without a data path */
+		else if (errno == EOPNOTSUPP)
+			h->eopnotsupp++;
+		else if (errno == ENODEV)
+			h->enodev++;
+		else
+			h->other++;
+	}
+	return NULL;
+}
+
+/* rmmod/insmod p2pmap while another thread keeps calling device_map. */
+TEST_F(importer, provider_unload_while_calling)
+{
+	struct hammer h = { .dev = self->dev, .map = self->map, .len = round_up_page(self->size) };
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, hammer_thread, &h));
+	for (i = 0; i < 20; i++) {
+		EXPECT_EQ(0, system("rmmod p2pmap"));
+		usleep(2000);
+		EXPECT_EQ(0, ensure_p2pmap_loaded());
+		usleep(2000);
+	}
+	h.stop = 1;
+	pthread_join(t, NULL);
+	TH_LOG("%lu calls: %lu EOPNOTSUPP (no provider), %lu ENODEV (provider), %lu other",
+	       h.calls, h.eopnotsupp, h.enodev, h.other);
+	EXPECT_EQ(0, h.other);
+	EXPECT_LT(0, h.eopnotsupp);
+	EXPECT_LT(0, h.enodev);
+}
+
+TEST_HARNESS_MAIN
