@@ -19,13 +19,14 @@ SELFTEST_CFLAGS = -O2 -g -Wall -Werror -I$(KSRC)/tools/testing/selftests \
 	-Itests/include -static -pthread
 SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftests/*_test.c))
 
-.PHONY: all build setup kernel module importer tools selftests host-test check demo \
+.PHONY: all build setup kernel module tools selftests host-test check demo \
 	bench fmt fmt-check clippy clean
 
 all: build
 
-# What the guest needs: the module, the test programs (run by scripts/vm-run).
-build: module selftests
+# What the guest needs: the modules, the test programs and p2pctl (on the
+# guest's PATH through build/bin).
+build: module selftests tools
 
 setup:
 	scripts/setup
@@ -41,17 +42,26 @@ clippy:
 
 selftests: $(SELFTESTS)
 
+# p2pctl: static binary (crt-static), dependencies pinned by its Cargo.lock.
+tools:
+	@mkdir -p build/bin
+	cd tests/tools/p2pctl && RUSTFLAGS="-C target-feature=+crt-static" \
+		cargo build -q --release --locked --target-dir $(CURDIR)/build/cargo
+	cp build/cargo/release/p2pctl build/bin/p2pctl
+
 build/bin/%: tests/selftests/%.c $(wildcard tests/include/*.h)
 	@mkdir -p build/bin
 	$(CC_TEST) $(SELFTEST_CFLAGS) -o $@ $<
 
 fmt:
-	rustfmt --edition 2021 src/p2pmap_main.rs
+	rustfmt --edition 2021 src/p2pmap_main.rs tests/importer/importer_main.rs
 	cd tests/host && cargo fmt
+	cd tests/tools/p2pctl && cargo fmt
 
 fmt-check:
-	rustfmt --edition 2021 --check src/p2pmap_main.rs
+	rustfmt --edition 2021 --check src/p2pmap_main.rs tests/importer/importer_main.rs
 	cd tests/host && cargo fmt --check
+	cd tests/tools/p2pctl && cargo fmt --check
 
 host-test:
 	cd tests/host && cargo test

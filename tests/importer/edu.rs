@@ -9,9 +9,9 @@ use kernel::{
     io::Io,
     pci,
     prelude::*,
+    sync::aref::ARef,
     sync::{new_mutex, Mutex},
     time::{delay::fsleep, Delta, Instant, Monotonic},
-    sync::aref::ARef,
 };
 
 /// BAR0 size we touch (registers up to 0x98 + 8).
@@ -102,7 +102,7 @@ impl Edu {
                 return Err(EIO);
             }
             // Sleep rather than spin: the transfer completes on a QEMU timer.
-            fsleep(Delta::from_micros(500));
+            fsleep(Delta::from_millis(10));
         }
     }
 

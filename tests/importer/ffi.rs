@@ -13,12 +13,12 @@ use kernel::{
     mm::{Mm, MmWithUser, MmapReadGuard},
     page::PAGE_SIZE,
     prelude::*,
+    sync::aref::ARef,
     sync::{
         atomic::{Atomic, Relaxed},
         Arc,
     },
     transmute::{AsBytes, FromBytes},
-    sync::aref::ARef,
     types::Opaque,
 };
 
@@ -216,7 +216,11 @@ impl<T: Invalidate> IntervalNotifier<T> {
         // `Self` (it is removed before `Self` is freed, and removal waits
         // for running callbacks).
         let this = unsafe {
-            &*kernel::container_of!(sub.cast::<Opaque<bindings::mmu_interval_notifier>>(), Self, raw)
+            &*kernel::container_of!(
+                sub.cast::<Opaque<bindings::mmu_interval_notifier>>(),
+                Self,
+                raw
+            )
         };
         let range = InvalidateRange {
             // SAFETY: `range` is valid for the duration of the callback.
@@ -310,7 +314,13 @@ impl VmOps {
     ///
     /// Context: any, including mmu notifier callbacks (the callee does not
     /// sleep).
-    pub(crate) fn device_unmap(&self, dev: &device::Device, start: usize, end: usize, pa: &mut [u64]) {
+    pub(crate) fn device_unmap(
+        &self,
+        dev: &device::Device,
+        start: usize,
+        end: usize,
+        pa: &mut [u64],
+    ) {
         // SAFETY: by the type invariant the ops are valid and have
         // `device_unmap`; `vma` may be NULL by the contract; `pa` is the
         // array `device_map` filled.
@@ -348,7 +358,11 @@ pub(crate) fn device_map<'a>(
     flags: u32,
     pa: &mut [u64],
 ) -> DeviceMap<'a> {
-    let Some(end) = pa.len().checked_mul(PAGE_SIZE).and_then(|l| start.checked_add(l)) else {
+    let Some(end) = pa
+        .len()
+        .checked_mul(PAGE_SIZE)
+        .and_then(|l| start.checked_add(l))
+    else {
         return DeviceMap::Refused(guard, EINVAL.to_errno());
     };
     let (vma, ops) = match guard.vma_lookup(start) {
@@ -466,7 +480,11 @@ impl Drop for DmaPage {
 ///
 /// Context: probe, before any DMA mapping of the device.
 pub(crate) fn set_dma_mask(dev: &device::Device, bits: u32) -> Result {
-    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mask = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     // SAFETY: `dev` is a live device being probed; nothing maps yet.
     to_result(unsafe { ext::p2pmap_dma_set_mask_and_coherent(raw_dev(dev), mask) })
 }

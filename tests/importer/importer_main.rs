@@ -31,7 +31,7 @@ mod ffi;
 mod uapi;
 
 use edu::{Edu, CHUNK};
-use ffi::{DeviceMap, DmaPage, IntervalNotifier, InvalidateRange, Invalidate, VmOps};
+use ffi::{DeviceMap, DmaPage, IntervalNotifier, Invalidate, InvalidateRange, VmOps};
 
 /// Largest range one MAP may cover.
 const MAX_MAP_LEN: u64 = 64 << 20;
@@ -333,7 +333,11 @@ impl ImporterFile {
             map_fallback(&m, mm, pages)?;
         }
         req.p2p_errno = errno;
-        req.path = if errno == 0 { uapi::PATH_P2P } else { uapi::PATH_FALLBACK };
+        req.path = if errno == 0 {
+            uapi::PATH_P2P
+        } else {
+            uapi::PATH_FALLBACK
+        };
 
         let mut handles = self.handles.lock();
         handles.next = handles.next.checked_add(1).ok_or(ENOSPC)?;

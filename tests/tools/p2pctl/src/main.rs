@@ -1,0 +1,459 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! p2pctl: drive p2pmap's test importer from the guest.
+//!
+//! ```text
+//! p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]
+//! p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]
+//! p2pctl stat
+//! ```
+//!
+//! `verify` mmaps FILE, maps the range for the edu device through
+//! `/dev/p2pmap_importer`, reads it with device DMA and compares it with the
+//! file's bytes read with O_DIRECT (with `--write` it writes a pattern
+//! through the device first). `hold` maps and waits until the mapping is
+//! revoked. `stat` prints p2pmap's counters. Exit status 0 on success, 1 on a
+//! mismatch or error, 2 on bad usage.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const DEV: &str = "/dev/p2pmap_importer";
+const STATS: &str = "/sys/kernel/debug/p2pmap/stats";
+const PAGE: u64 = 4096;
+
+const MAP_WRITE: u32 = 1 << 1;
+const MAP_NO_FALLBACK: u32 = 1 << 16;
+const PATH_P2P: u32 = 1;
+
+#[repr(C)]
+#[derive(Default, Debug)]
+struct Map {
+    addr: u64,
+    len: u64,
+    flags: u32,
+    handle: u32,
+    p2p_errno: i32,
+    path: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Rw {
+    handle: u32,
+    pad: u32,
+    offset: u64,
+    len: u64,
+    buf: u64,
+}
+
+#[repr(C)]
+#[derive(Default, Debug)]
+struct Status {
+    handle: u32,
+    path: u32,
+    p2p_errno: i32,
+    mapped: u32,
+    revoked: u32,
+    pad: u32,
+    invalidations: u64,
+    quiesce_ns: u64,
+    len: u64,
+}
+
+/// `_IOC(dir, 'p', nr, size)` as in include/uapi/asm-generic/ioctl.h.
+const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
+    (dir << 30) | ((size as u64) << 16) | ((b'p' as u64) << 8) | nr
+}
+const IOC_W: u64 = 1;
+const IOC_RW: u64 = 3;
+const IOC_MAP: u64 = ioc(IOC_RW, 1, std::mem::size_of::<Map>());
+const IOC_READ: u64 = ioc(IOC_W, 2, std::mem::size_of::<Rw>());
+const IOC_WRITE: u64 = ioc(IOC_W, 3, std::mem::size_of::<Rw>());
+const IOC_STATUS: u64 = ioc(IOC_RW, 4, std::mem::size_of::<Status>());
+const IOC_UNMAP: u64 = ioc(IOC_W, 5, std::mem::size_of::<u32>());
+
+type Res<T> = Result<T, String>;
+
+fn errno_str(e: i32) -> String {
+    format!("{} ({})", io::Error::from_raw_os_error(e), e)
+}
+
+fn last_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// An open file descriptor, closed on drop.
+struct Fd(i32);
+
+impl Fd {
+    fn open(path: &str, flags: i32) -> Res<Fd> {
+        let c = CString::new(path).map_err(|_| format!("{path}: NUL in path"))?;
+        // SAFETY: `c` is a valid C string.
+        let fd = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(last_err(path));
+        }
+        Ok(Fd(fd))
+    }
+
+    fn ioctl<T>(&self, req: u64, arg: &mut T) -> Result<(), i32> {
+        // SAFETY: `arg` points to a live, properly sized `repr(C)` value.
+        let r = unsafe { libc::ioctl(self.0, req as _, arg as *mut T) };
+        if r < 0 {
+            Err(io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn size(&self) -> Res<u64> {
+        // SAFETY: `st` is written by fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid fd and buffer.
+        if unsafe { libc::fstat(self.0, &mut st) } < 0 {
+            return Err(last_err("fstat"));
+        }
+        Ok(st.st_size as u64)
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// A shared file mapping, unmapped on drop.
+struct Mapping {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(fd: &Fd, offset: u64, len: u64, write: bool) -> Res<Mapping> {
+        let prot = libc::PROT_READ | if write { libc::PROT_WRITE } else { 0 };
+        // SAFETY: a fresh shared mapping of `fd`; the kernel picks the address.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len as usize,
+                prot,
+                libc::MAP_SHARED,
+                fd.0,
+                offset as i64,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(last_err("mmap"));
+        }
+        Ok(Mapping {
+            addr,
+            len: len as usize,
+        })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: we own the mapping.
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+/// A page-aligned buffer for O_DIRECT.
+struct Aligned {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Aligned {
+    fn new(len: usize) -> Res<Aligned> {
+        let mut p: *mut libc::c_void = std::ptr::null_mut();
+        let len = len.max(1);
+        // SAFETY: posix_memalign writes `p` on success.
+        if unsafe { libc::posix_memalign(&mut p, PAGE as usize, len) } != 0 {
+            return Err("out of memory".into());
+        }
+        Ok(Aligned { ptr: p.cast(), len })
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `len` bytes we own.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        // SAFETY: allocated by posix_memalign.
+        unsafe { libc::free(self.ptr.cast()) };
+    }
+}
+
+/// Reads [off, off + len) of `path` with O_DIRECT (page-aligned I/O).
+fn read_direct(path: &str, off: u64, len: u64) -> Res<Vec<u8>> {
+    let fd = Fd::open(path, libc::O_RDONLY | libc::O_DIRECT)?;
+    let start = off / PAGE * PAGE;
+    let end = (off + len).div_ceil(PAGE) * PAGE;
+    let mut buf = Aligned::new((end - start) as usize)?;
+    let mut done = 0usize;
+    let total = (end - start) as usize;
+    while done < total {
+        let b = &mut buf.as_mut_slice()[done..];
+        // SAFETY: `b` is valid for `b.len()` bytes and page aligned.
+        let n = unsafe {
+            libc::pread(
+                fd.0,
+                b.as_mut_ptr().cast(),
+                b.len(),
+                (start as usize + done) as i64,
+            )
+        };
+        if n < 0 {
+            return Err(last_err("pread O_DIRECT"));
+        }
+        if n == 0 {
+            break; // EOF: the rest reads as zeros (tail of the last page)
+        }
+        done += n as usize;
+    }
+    let skip = (off - start) as usize;
+    Ok(buf.as_mut_slice()[skip..skip + len as usize].to_vec())
+}
+
+struct Args {
+    file: String,
+    offset: u64,
+    len: Option<u64>,
+    write: bool,
+    no_fallback: bool,
+    timeout: u64,
+}
+
+fn parse(args: &[String]) -> Res<Args> {
+    let mut a = Args {
+        file: String::new(),
+        offset: 0,
+        len: None,
+        write: false,
+        no_fallback: false,
+        timeout: 60,
+    };
+    let mut it = args.iter();
+    let num = |v: Option<&String>, name: &str| -> Res<u64> {
+        let v = v.ok_or(format!("{name} needs a value"))?;
+        let (digits, mult) = match v.as_bytes().last() {
+            Some(b'K' | b'k') => (&v[..v.len() - 1], 1u64 << 10),
+            Some(b'M' | b'm') => (&v[..v.len() - 1], 1 << 20),
+            Some(b'G' | b'g') => (&v[..v.len() - 1], 1 << 30),
+            _ => (v.as_str(), 1),
+        };
+        let n: u64 = if let Some(h) = digits.strip_prefix("0x") {
+            u64::from_str_radix(h, 16).map_err(|_| format!("bad {name}: {v}"))?
+        } else {
+            digits.parse().map_err(|_| format!("bad {name}: {v}"))?
+        };
+        n.checked_mul(mult).ok_or(format!("{name} too large"))
+    };
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--offset" => a.offset = num(it.next(), "--offset")?,
+            "--len" => a.len = Some(num(it.next(), "--len")?),
+            "--timeout" => a.timeout = num(it.next(), "--timeout")?,
+            "--write" => a.write = true,
+            "--no-fallback" => a.no_fallback = true,
+            f if !f.starts_with('-') && a.file.is_empty() => a.file = f.to_string(),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.file.is_empty() {
+        return Err("missing FILE".into());
+    }
+    Ok(a)
+}
+
+/// Maps [offset, offset+len) of the file for the device; returns the pieces
+/// that must stay alive and the MAP result.
+fn map_file(a: &Args, file: &Fd) -> Res<(Fd, Mapping, Map, u64, u64)> {
+    let size = file.size()?;
+    let len = a.len.unwrap_or(size.saturating_sub(a.offset));
+    if len == 0 {
+        return Err("empty range".into());
+    }
+    let map_off = a.offset / PAGE * PAGE;
+    let map_len = (a.offset + len).div_ceil(PAGE) * PAGE - map_off;
+    let mapping = Mapping::new(file, map_off, map_len, a.write)?;
+    let dev = Fd::open(DEV, libc::O_RDWR)?;
+    let mut m = Map {
+        addr: mapping.addr as u64,
+        len: map_len,
+        flags: if a.write { MAP_WRITE } else { 0 }
+            | if a.no_fallback { MAP_NO_FALLBACK } else { 0 },
+        ..Default::default()
+    };
+    dev.ioctl(IOC_MAP, &mut m)
+        .map_err(|e| format!("MAP: {}", errno_str(e)))?;
+    Ok((dev, mapping, m, a.offset - map_off, len))
+}
+
+fn path_name(m: &Map) -> String {
+    if m.path == PATH_P2P {
+        "p2p".into()
+    } else {
+        format!("fallback ({})", errno_str(-m.p2p_errno))
+    }
+}
+
+fn pattern(off: u64) -> u8 {
+    (off.wrapping_mul(131) ^ (off >> 12)) as u8 ^ 0xa5
+}
+
+fn verify(a: &Args) -> Res<bool> {
+    let file = Fd::open(
+        &a.file,
+        if a.write {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        },
+    )?;
+    let (dev, _mapping, m, skip, len) = map_file(a, &file)?;
+    let start = Instant::now();
+    if a.write {
+        let data: Vec<u8> = (0..len).map(|i| pattern(a.offset + i)).collect();
+        let mut rw = Rw {
+            handle: m.handle,
+            offset: skip,
+            len,
+            buf: data.as_ptr() as u64,
+            ..Default::default()
+        };
+        dev.ioctl(IOC_WRITE, &mut rw)
+            .map_err(|e| format!("WRITE: {}", errno_str(e)))?;
+    }
+    let mut buf = vec![0u8; len as usize];
+    let mut rw = Rw {
+        handle: m.handle,
+        offset: skip,
+        len,
+        buf: buf.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    dev.ioctl(IOC_READ, &mut rw)
+        .map_err(|e| format!("READ: {}", errno_str(e)))?;
+    let dma_time = start.elapsed();
+    let mut handle = m.handle;
+    let _ = dev.ioctl(IOC_UNMAP, &mut handle);
+    let expect = read_direct(&a.file, a.offset, len)?;
+    let mismatch = buf.iter().zip(expect.iter()).position(|(x, y)| x != y);
+    let written_ok = !a.write
+        || expect
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern(a.offset + i as u64));
+    let result = match (mismatch, written_ok) {
+        (None, true) => "ok".to_string(),
+        (Some(i), _) => format!(
+            "MISMATCH at file offset {}: device {:#04x}, file {:#04x}",
+            a.offset + i as u64,
+            buf[i],
+            expect[i]
+        ),
+        (None, false) => "MISMATCH: the file does not hold what the device wrote".to_string(),
+    };
+    println!(
+        "{}: path={} offset={} bytes={} dma_ms={} result={}",
+        a.file,
+        path_name(&m),
+        a.offset,
+        len,
+        dma_time.as_millis(),
+        result
+    );
+    Ok(mismatch.is_none() && written_ok)
+}
+
+fn hold(a: &Args) -> Res<bool> {
+    let file = Fd::open(&a.file, libc::O_RDONLY)?;
+    let (dev, _mapping, m, _skip, len) = map_file(a, &file)?;
+    println!(
+        "{}: mapped {} bytes, path={}; waiting for revocation",
+        a.file,
+        len,
+        path_name(&m)
+    );
+    let _ = io::stdout().flush();
+    let start = Instant::now();
+    let mut st = Status {
+        handle: m.handle,
+        ..Default::default()
+    };
+    loop {
+        dev.ioctl(IOC_STATUS, &mut st)
+            .map_err(|e| format!("STATUS: {}", errno_str(e)))?;
+        if st.revoked != 0 {
+            println!(
+                "{}: revoked after {:.3} s: invalidations={} invalidate->quiesced_us={:.1}",
+                a.file,
+                start.elapsed().as_secs_f64(),
+                st.invalidations,
+                st.quiesce_ns as f64 / 1000.0
+            );
+            return Ok(true);
+        }
+        if start.elapsed() > Duration::from_secs(a.timeout) {
+            println!("{}: not revoked within {} s", a.file, a.timeout);
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn stat() -> Res<bool> {
+    let s = fs::read_to_string(STATS).map_err(|e| format!("{STATS}: {e} (is p2pmap loaded?)"))?;
+    print!("{s}");
+    Ok(true)
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]\n       \
+         p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]\n       p2pctl stat"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let Some(cmd) = argv.get(1) else {
+        return usage();
+    };
+    let rest = &argv[2..];
+    let r = match cmd.as_str() {
+        "stat" => stat(),
+        "verify" | "hold" => match parse(rest) {
+            Ok(a) if cmd == "verify" => verify(&a),
+            Ok(a) => hold(&a),
+            Err(e) => {
+                eprintln!("p2pctl: {e}");
+                return usage();
+            }
+        },
+        _ => return usage(),
+    };
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("p2pctl: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
