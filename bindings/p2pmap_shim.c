@@ -3,6 +3,7 @@
  * Out-of-line wrappers of static inline kernel functions, linked into the
  * same .ko as the Rust code that calls them.
  */
+#include <linux/device_map.h>
 #include <linux/dma-mapping.h>
 #include <linux/exportfs.h>
 #include <linux/exportfs_block.h>
@@ -60,4 +61,35 @@ const struct exportfs_block_ops *p2pmap_sb_block_ops(const struct super_block *s
 	if (!sb->s_export_op)
 		return NULL;
 	return sb->s_export_op->block_ops;
+}
+
+unsigned long p2pmap_layout(int item)
+{
+	switch (item) {
+	case P2PMAP_SZ_VMA:
+		return sizeof(struct vm_area_struct);
+	case P2PMAP_SZ_MM:
+		return sizeof(struct mm_struct);
+	case P2PMAP_SZ_VM_OPS:
+		return sizeof(struct vm_operations_struct);
+	case P2PMAP_SZ_INTERVAL_NOTIFIER:
+		return sizeof(struct mmu_interval_notifier);
+	case P2PMAP_SZ_HMM_RANGE:
+		return sizeof(struct hmm_range);
+	case P2PMAP_SZ_DEVICE_MAP_PROVIDER:
+		return sizeof(struct device_map_provider);
+	case P2PMAP_OFF_VMA_VM_OPS:
+		return offsetof(struct vm_area_struct, vm_ops);
+	case P2PMAP_OFF_VMA_VM_FILE:
+		return offsetof(struct vm_area_struct, vm_file);
+	case P2PMAP_OFF_VMA_VM_MM:
+		return offsetof(struct vm_area_struct, vm_mm);
+	case P2PMAP_OFF_VM_OPS_DEVICE_MAP:
+		return offsetof(struct vm_operations_struct, device_map);
+	case P2PMAP_OFF_VM_OPS_DEVICE_UNMAP:
+		return offsetof(struct vm_operations_struct, device_unmap);
+	case P2PMAP_SZ_FILE:
+		return sizeof(struct file);
+	}
+	return ~0UL;
 }

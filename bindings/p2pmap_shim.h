@@ -43,4 +43,23 @@ struct inode *p2pmap_file_inode(const struct file *file);
 /* sb->s_export_op->block_ops, or NULL (include/linux/exportfs_block.h) */
 const struct exportfs_block_ops *p2pmap_sb_block_ops(const struct super_block *sb);
 
+/*
+ * Sizes and offsets as the C compiler sees them, for the modules to check
+ * the layouts they use from rust/bindings at load time (see
+ * p2pmap_current_mm() for why).
+ */
+#define P2PMAP_SZ_VMA			0
+#define P2PMAP_SZ_MM			1
+#define P2PMAP_SZ_VM_OPS		2
+#define P2PMAP_SZ_INTERVAL_NOTIFIER	3
+#define P2PMAP_SZ_HMM_RANGE		4
+#define P2PMAP_SZ_DEVICE_MAP_PROVIDER	5
+#define P2PMAP_OFF_VMA_VM_OPS		6
+#define P2PMAP_OFF_VMA_VM_FILE		7
+#define P2PMAP_OFF_VMA_VM_MM		8
+#define P2PMAP_OFF_VM_OPS_DEVICE_MAP	9
+#define P2PMAP_OFF_VM_OPS_DEVICE_UNMAP	10
+#define P2PMAP_SZ_FILE			11
+unsigned long p2pmap_layout(int item);
+
 #endif /* P2PMAP_SHIM_H */

@@ -40,6 +40,45 @@ mod ext {
     include!("../bindings/p2pmap_generated.rs");
 }
 
+#[path = "../bindings/layout_check.rs"]
+mod layout_check;
+
+/// Checks the layouts this module reads from rust/bindings and its own
+/// bindgen output against the C compiler's (see `layout_check`).
+pub(crate) fn check_layouts() -> Result {
+    use core::mem::{offset_of, size_of};
+    use layout_check::Item;
+    let items = [
+        Item {
+            name: "sizeof(struct vm_area_struct)",
+            item: ext::P2PMAP_SZ_VMA,
+            rust: size_of::<bindings::vm_area_struct>(),
+        },
+        Item {
+            name: "sizeof(struct vm_operations_struct)",
+            item: ext::P2PMAP_SZ_VM_OPS,
+            rust: size_of::<bindings::vm_operations_struct>(),
+        },
+        Item {
+            name: "offsetof(struct vm_area_struct, vm_mm)",
+            item: ext::P2PMAP_OFF_VMA_VM_MM,
+            rust: offset_of!(bindings::vm_area_struct, vm_mm),
+        },
+        Item {
+            name: "offsetof(struct vm_area_struct, vm_file)",
+            item: ext::P2PMAP_OFF_VMA_VM_FILE,
+            rust: offset_of!(bindings::vm_area_struct, vm_file),
+        },
+        Item {
+            name: "sizeof(struct device_map_provider)",
+            item: ext::P2PMAP_SZ_DEVICE_MAP_PROVIDER,
+            rust: size_of::<ext::device_map_provider>(),
+        },
+    ];
+    // SAFETY: `p2pmap_layout` only returns constants.
+    layout_check::check(&items, |i| unsafe { ext::p2pmap_layout(i as i32) as u64 })
+}
+
 /// The kernel's `DEVICE_MAP_FLAG_*` values, for cross-checking
 /// `logic::request` in the KUnit suite.
 pub(crate) mod kernel_flags {
@@ -164,6 +203,10 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
     };
     match T::map(call) {
         Ok(()) => 0,
+        // -EAGAIN tells the caller that mmap_lock was released; the
+        // provider never releases it, so an EAGAIN from below (e.g. a lease
+        // conflict) must not be passed through.
+        Err(e) if e == EAGAIN => EBUSY.to_errno(),
         Err(e) => e.to_errno(),
     }
 }

@@ -36,6 +36,7 @@ struct P2pMap {
 
 impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        ffi::check_layouts()?;
         let debugfs = stats::Debugfs::new()?;
         let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
         pr_info!("loaded, device_map provider registered\n");

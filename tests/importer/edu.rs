@@ -33,14 +33,24 @@ const EDU_BUFFER: u32 = 0x40000;
 /// A transfer takes ~100 ms of virtual time; give up after 5 s.
 const DMA_TIMEOUT_MS: i64 = 5000;
 
+/// The DMA engine's state.
+struct Engine {
+    /// Host bounce buffer the engine copies to/from.
+    bounce: Coherent<[u8]>,
+    /// A transfer failed (timeout, device gone) and may still be running:
+    /// no further transfer is started, since the engine could still write
+    /// into memory that is no longer ours.
+    dead: bool,
+}
+
 /// One bound edu function.
 #[pin_data]
 pub(crate) struct Edu {
     pdev: ARef<pci::Device>,
     bar: pci::DevresBar<BAR_SIZE>,
-    /// The single DMA engine and the host bounce buffer it copies to/from.
+    /// The single DMA engine, serialized.
     #[pin]
-    engine: Mutex<Coherent<[u8]>>,
+    engine: Mutex<Engine>,
 }
 
 /// Direction of a transfer through the edu buffer.
@@ -63,7 +73,7 @@ impl Edu {
         Ok(try_pin_init!(Self {
             pdev,
             bar,
-            engine <- new_mutex!(bounce),
+            engine <- new_mutex!(Engine { bounce, dead: false }),
         }))
     }
 
@@ -72,7 +82,20 @@ impl Edu {
         self.pdev.as_ref()
     }
 
-    fn transfer(&self, bus: u64, count: usize, dir: Dir) -> Result {
+    /// One transfer; marks the engine dead if it fails after starting.
+    fn transfer(&self, engine: &mut Engine, bus: u64, count: usize, dir: Dir) -> Result {
+        if engine.dead {
+            return Err(EIO);
+        }
+        let ret = self.do_transfer(bus, count, dir);
+        if matches!(ret, Err(e) if e == EIO || e == ENODEV) {
+            engine.dead = true;
+            dev_err!(self.pdev.as_ref(), "edu DMA failed; engine disabled\n");
+        }
+        ret
+    }
+
+    fn do_transfer(&self, bus: u64, count: usize, dir: Dir) -> Result {
         // The Rust MMIO abstraction only does 32-bit accesses to a BAR, and a
         // 4-byte write to edu's 64-bit DMA registers stores the zero-extended
         // value: addresses must be below 4 GiB (the CMB and a 2 GiB guest are).
@@ -113,10 +136,11 @@ impl Edu {
         if count == 0 || count > CHUNK {
             return Err(EINVAL);
         }
-        let bounce = self.engine.lock();
-        self.transfer(bus, count, Dir::ToDevice)?;
-        self.transfer(bounce.dma_address(), count, Dir::ToRam)?;
-        (&*bounce).copy_to_slice(out);
+        let mut engine = self.engine.lock();
+        let bounce_bus = engine.bounce.dma_address();
+        self.transfer(&mut engine, bus, count, Dir::ToDevice)?;
+        self.transfer(&mut engine, bounce_bus, count, Dir::ToRam)?;
+        (&engine.bounce).copy_to_slice(out);
         Ok(())
     }
 
@@ -126,9 +150,10 @@ impl Edu {
         if count == 0 || count > CHUNK {
             return Err(EINVAL);
         }
-        let bounce = self.engine.lock();
-        (&*bounce).copy_from_slice(data);
-        self.transfer(bounce.dma_address(), count, Dir::ToDevice)?;
-        self.transfer(bus, count, Dir::ToRam)
+        let mut engine = self.engine.lock();
+        (&engine.bounce).copy_from_slice(data);
+        let bounce_bus = engine.bounce.dma_address();
+        self.transfer(&mut engine, bounce_bus, count, Dir::ToDevice)?;
+        self.transfer(&mut engine, bus, count, Dir::ToRam)
     }
 }

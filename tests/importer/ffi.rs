@@ -9,6 +9,7 @@ use kernel::{
     bindings, device,
     error::to_result,
     ffi::c_ulong,
+    fs::File,
     miscdevice::MiscDeviceRegistration,
     mm::{Mm, MmWithUser, MmapReadGuard},
     page::PAGE_SIZE,
@@ -59,6 +60,59 @@ fn raw_dev(dev: &device::Device) -> *mut bindings::device {
     // `device::Device` is a transparent wrapper of `struct device` (its
     // `as_raw` is crate-private), so the cast keeps the address.
     ptr::from_ref(dev).cast_mut().cast()
+}
+
+#[path = "../../bindings/layout_check.rs"]
+mod layout_check;
+
+/// Checks the layouts the importer relies on (see `layout_check`).
+pub(crate) fn check_layouts() -> Result {
+    use core::mem::{offset_of, size_of};
+    use layout_check::Item;
+    let items = [
+        Item {
+            name: "sizeof(struct mmu_interval_notifier)",
+            item: ext::P2PMAP_SZ_INTERVAL_NOTIFIER,
+            rust: size_of::<bindings::mmu_interval_notifier>(),
+        },
+        Item {
+            name: "sizeof(struct hmm_range)",
+            item: ext::P2PMAP_SZ_HMM_RANGE,
+            rust: size_of::<ext::hmm_range>(),
+        },
+        Item {
+            name: "sizeof(struct vm_area_struct)",
+            item: ext::P2PMAP_SZ_VMA,
+            rust: size_of::<bindings::vm_area_struct>(),
+        },
+        Item {
+            name: "sizeof(struct mm_struct)",
+            item: ext::P2PMAP_SZ_MM,
+            rust: size_of::<bindings::mm_struct>(),
+        },
+        Item {
+            name: "offsetof(struct vm_area_struct, vm_ops)",
+            item: ext::P2PMAP_OFF_VMA_VM_OPS,
+            rust: offset_of!(bindings::vm_area_struct, vm_ops),
+        },
+        Item {
+            name: "offsetof(struct vm_area_struct, vm_file)",
+            item: ext::P2PMAP_OFF_VMA_VM_FILE,
+            rust: offset_of!(bindings::vm_area_struct, vm_file),
+        },
+        Item {
+            name: "offsetof(struct vm_operations_struct, device_map)",
+            item: ext::P2PMAP_OFF_VM_OPS_DEVICE_MAP,
+            rust: offset_of!(bindings::vm_operations_struct, device_map),
+        },
+        Item {
+            name: "offsetof(struct vm_operations_struct, device_unmap)",
+            item: ext::P2PMAP_OFF_VM_OPS_DEVICE_UNMAP,
+            rust: offset_of!(bindings::vm_operations_struct, device_unmap),
+        },
+    ];
+    // SAFETY: `p2pmap_layout` only returns constants.
+    layout_check::check(&items, |i| unsafe { ext::p2pmap_layout(i as i32) as u64 })
 }
 
 /// The device state of the edu function whose misc device `misc` is.
@@ -294,17 +348,20 @@ impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
 
 // --- device_map / device_unmap ----------------------------------------------
 
-/// The `vm_operations_struct` whose `device_map` served a mapping.
+/// The `vm_operations_struct` whose `device_map` served a mapping, and a
+/// reference on the mapped file.
 ///
 /// # Invariants
 ///
-/// Points to a `vm_operations_struct` with a `device_unmap` callback that
-/// stays valid while the mapping it served exists (the vm_ops of a mapped
-/// file; the vma keeps its module alive until the importer's notifier has
-/// torn the mapping down).
-pub(crate) struct VmOps(*const bindings::vm_operations_struct);
+/// `ops` points to the `vm_operations_struct` of a vma of `file`, with a
+/// `device_unmap` callback. The file reference keeps the file, hence its
+/// filesystem (module) and the ops, alive even after the vma is gone.
+pub(crate) struct VmOps {
+    ops: *const bindings::vm_operations_struct,
+    _file: ARef<File>,
+}
 
-// SAFETY: a pointer to immutable, static callbacks.
+// SAFETY: a pointer to immutable, static callbacks and a refcounted file.
 unsafe impl Send for VmOps {}
 // SAFETY: as above.
 unsafe impl Sync for VmOps {}
@@ -325,7 +382,7 @@ impl VmOps {
         // `device_unmap`; `vma` may be NULL by the contract; `pa` is the
         // array `device_map` filled.
         unsafe {
-            if let Some(unmap) = (*self.0).device_unmap {
+            if let Some(unmap) = (*self.ops).device_unmap {
                 unmap(
                     ptr::null_mut(),
                     raw_dev(dev),
@@ -365,10 +422,11 @@ pub(crate) fn device_map<'a>(
     else {
         return DeviceMap::Refused(guard, EINVAL.to_errno());
     };
-    let (vma, ops) = match guard.vma_lookup(start) {
+    let (vma, ops, file) = match guard.vma_lookup(start) {
         Some(vma) if end <= vma.end() => {
+            let raw = vma.as_ptr();
             // SAFETY: the vma is valid while `guard` is held.
-            (vma.as_ptr(), unsafe { (*vma.as_ptr()).vm_ops })
+            unsafe { (raw, (*raw).vm_ops, (*raw).vm_file) }
         }
         _ => return DeviceMap::Refused(guard, EFAULT.to_errno()),
     };
@@ -403,10 +461,29 @@ pub(crate) fn device_map<'a>(
     if ret != 0 {
         return DeviceMap::Refused(guard, ret);
     }
+    if file.is_null() {
+        // A provider serving a vma without a file: we cannot keep its ops
+        // alive, so give the mapping back right away.
+        // SAFETY: `ops` are the vma's (alive under `guard`); contract as above.
+        unsafe {
+            if let Some(unmap) = (*ops).device_unmap {
+                unmap(
+                    vma,
+                    raw_dev(dev),
+                    start as c_ulong,
+                    end as c_ulong,
+                    pa.as_mut_ptr(),
+                );
+            }
+        }
+        return DeviceMap::Refused(guard, EOPNOTSUPP.to_errno());
+    }
+    // SAFETY: `vm_file` of a vma is a valid file while the vma exists (under
+    // `guard`); `File::from_raw_file` + `into` takes a reference of our own.
+    let file: ARef<File> = unsafe { File::from_raw_file(file) }.into();
     // INVARIANT: `device_map` succeeded, so these ops have `device_unmap`
-    // (contract) and the vma (hence its file and the ops) stays alive until
-    // our notifier sees it go.
-    DeviceMap::Mapped(guard, VmOps(ops))
+    // (contract); `file` is the vma's file.
+    DeviceMap::Mapped(guard, VmOps { ops, _file: file })
 }
 
 // --- streaming DMA of page-cache pages ----------------------------------------
@@ -419,6 +496,7 @@ pub(crate) fn device_map<'a>(
 pub(crate) struct DmaPage {
     dev: ARef<device::Device>,
     addr: u64,
+    dir: bindings::dma_data_direction,
 }
 
 impl DmaPage {
@@ -426,23 +504,21 @@ impl DmaPage {
     ///
     /// The page is not pinned: the caller stops using the mapping and drops
     /// it when its interval notifier is invalidated.
-    pub(crate) fn map(dev: &device::Device, hmm_pfn: c_ulong) -> Result<Self> {
+    pub(crate) fn map(dev: &device::Device, hmm_pfn: c_ulong, write: bool) -> Result<Self> {
         if hmm_pfn & ext::P2PMAP_HMM_PFN_VALID == 0 {
             return Err(EFAULT);
         }
         // SAFETY: a valid hmm pfn refers to a page with a struct page.
         let page = unsafe { ext::p2pmap_hmm_pfn_to_page(hmm_pfn) };
-        // SAFETY: `dev` is a live device and `page` a valid page.
-        let addr = unsafe {
-            bindings::dma_map_page_attrs(
-                raw_dev(dev),
-                page,
-                0,
-                PAGE_SIZE,
-                bindings::dma_data_direction::DMA_BIDIRECTIONAL,
-                0,
-            )
+        // The device only reads pages of a read-only mapping.
+        let dir = if write {
+            bindings::dma_data_direction::DMA_BIDIRECTIONAL
+        } else {
+            bindings::dma_data_direction::DMA_TO_DEVICE
         };
+        // SAFETY: `dev` is a live device and `page` a valid page.
+        let addr =
+            unsafe { bindings::dma_map_page_attrs(raw_dev(dev), page, 0, PAGE_SIZE, dir, 0) };
         // SAFETY: `addr` was just returned by dma_map_page_attrs for `dev`.
         if unsafe { ext::p2pmap_dma_mapping_error(raw_dev(dev), addr) } != 0 {
             return Err(ENOMEM);
@@ -451,6 +527,7 @@ impl DmaPage {
         Ok(DmaPage {
             dev: dev.into(),
             addr,
+            dir,
         })
     }
 
@@ -465,13 +542,7 @@ impl Drop for DmaPage {
         // SAFETY: by the type invariant `addr` is a live mapping of one page
         // for `dev`; dma_unmap_page does not sleep.
         unsafe {
-            bindings::dma_unmap_page_attrs(
-                raw_dev(&self.dev),
-                self.addr,
-                PAGE_SIZE,
-                bindings::dma_data_direction::DMA_BIDIRECTIONAL,
-                0,
-            )
+            bindings::dma_unmap_page_attrs(raw_dev(&self.dev), self.addr, PAGE_SIZE, self.dir, 0)
         };
     }
 }

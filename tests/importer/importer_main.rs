@@ -81,19 +81,23 @@ impl pci::Driver for ImporterDriver {
             if pdev.vendor_id().as_raw() != EDU_VENDOR || pdev.device_id() != EDU_DEVICE {
                 return Err(ENODEV);
             }
+            ffi::check_layouts()?;
             pdev.enable_device_mem()?;
             pdev.set_master();
-            ffi::set_dma_mask(pdev.as_ref(), 64)?;
+            // edu's registers take 32-bit addresses here (see edu::transfer).
+            ffi::set_dma_mask(pdev.as_ref(), 32)?;
             let bar = pdev
                 .iomap_region_sized::<{ edu::BAR_SIZE }>(0, c"p2pmap_importer")?
                 .into_devres()?;
             let edu = Arc::pin_init(Edu::new(pdev, bar)?, GFP_KERNEL)?;
             dev_info!(pdev, "p2pmap test importer bound\n");
+            // `edu` first: the misc device can be opened as soon as it is
+            // registered, and open reads `edu`.
             Ok(try_pin_init!(ImporterData {
+                edu,
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
                     name: c"p2pmap_importer",
                 }),
-                edu,
             }))
         })
     }
@@ -271,7 +275,7 @@ fn map_fallback(m: &Mapping, mm: &kernel::mm::MmWithUser, pages: usize) -> Resul
         let seq = m.hmm_fault(mm, s.addr, s.addr + s.len, write, &mut pfns)?;
         dma.clear();
         for &pfn in pfns.iter() {
-            dma.push(DmaPage::map(s.edu.device(), pfn)?, GFP_KERNEL)?;
+            dma.push(DmaPage::map(s.edu.device(), pfn, write)?, GFP_KERNEL)?;
         }
         let mut inner = s.inner.lock();
         if m.read_retry(seq) {
@@ -444,7 +448,11 @@ impl MiscDevice for ImporterFile {
                 let (mut r, mut w) = user.reader_writer();
                 let mut req: uapi::Map = r.read()?;
                 me.map(&mut req)?;
-                w.write(&req)?;
+                if let Err(e) = w.write(&req) {
+                    // The caller cannot learn the handle: do not keep it.
+                    let _ = me.unmap(req.handle);
+                    return Err(e);
+                }
             }
             uapi::IOC_READ | uapi::IOC_WRITE => {
                 let req: uapi::Rw = user.reader().read()?;
