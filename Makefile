@@ -19,7 +19,7 @@ SELFTEST_CFLAGS = -O2 -g -Wall -Werror -I$(KSRC)/tools/testing/selftests \
 	-Itests/include -static -pthread
 SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftests/*_test.c))
 
-.PHONY: all build setup kernel module tools selftests host-test check demo \
+.PHONY: all build setup kernel module tools selftests host-test checkpatch check demo \
 	bench fmt fmt-check clippy clean
 
 all: build
@@ -62,6 +62,10 @@ fmt-check:
 	rustfmt --edition 2021 --check src/p2pmap_main.rs tests/importer/importer_main.rs
 	cd tests/host && cargo fmt --check
 	cd tests/tools/p2pctl && cargo fmt --check
+
+# The kernel series must stay checkpatch --strict clean.
+checkpatch:
+	$(KSRC)/scripts/checkpatch.pl --strict --no-tree patches/*.patch
 
 host-test:
 	cd tests/host && cargo test

@@ -3,13 +3,17 @@
  * Out-of-line wrappers of static inline kernel functions, linked into the
  * same .ko as the Rust code that calls them.
  */
+#include <linux/blkdev.h>
 #include <linux/device_map.h>
 #include <linux/dma-mapping.h>
 #include <linux/exportfs.h>
 #include <linux/exportfs_block.h>
 #include <linux/fs.h>
 #include <linux/hmm.h>
+#include <linux/mm.h>
 #include <linux/mmu_notifier.h>
+#include <linux/pagemap.h>
+#include <linux/pci.h>
 #include <linux/sched.h>
 
 #include "p2pmap_shim.h"
@@ -51,16 +55,53 @@ int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask)
 	return dma_set_mask_and_coherent(dev, mask);
 }
 
-struct inode *p2pmap_file_inode(const struct file *file)
+struct file *p2pmap_vma_file(struct vm_area_struct *vma)
 {
-	return file_inode(file);
+	return vma->vm_file;
 }
 
-const struct exportfs_block_ops *p2pmap_sb_block_ops(const struct super_block *sb)
+loff_t p2pmap_vma_file_pos(struct vm_area_struct *vma, unsigned long addr)
 {
+	return ((loff_t)vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
+}
+
+bool p2pmap_file_has_block_ops(struct file *file)
+{
+	struct super_block *sb = file_inode(file)->i_sb;
+	const struct exportfs_block_ops *bops;
+
 	if (!sb->s_export_op)
+		return false;
+	bops = sb->s_export_op->block_ops;
+	return bops && bops->map_blocks && bops->commit_blocks;
+}
+
+bool p2pmap_file_is_dax(struct file *file)
+{
+	return IS_DAX(file_inode(file));
+}
+
+struct pci_dev *p2pmap_file_pci_dev(struct file *file)
+{
+	struct block_device *bdev = file_inode(file)->i_sb->s_bdev;
+	struct device *dev;
+
+	if (!bdev)
 		return NULL;
-	return sb->s_export_op->block_ops;
+	for (dev = disk_to_dev(bdev->bd_disk); dev; dev = dev->parent)
+		if (dev_is_pci(dev))
+			return pci_dev_get(to_pci_dev(dev));
+	return NULL;
+}
+
+bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end)
+{
+	struct address_space *mapping = file->f_mapping;
+
+	if (end <= start)
+		return false;
+	invalidate_mapping_pages(mapping, start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+	return filemap_range_has_page(mapping, start, end - 1);
 }
 
 unsigned long p2pmap_layout(int item)

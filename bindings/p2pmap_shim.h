@@ -13,8 +13,8 @@ struct device;
 struct file;
 struct inode;
 struct page;
-struct super_block;
-struct exportfs_block_ops;
+struct pci_dev;
+struct vm_area_struct;
 
 /* include/linux/mmu_notifier.h */
 void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
@@ -37,11 +37,24 @@ struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn);
 int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
 int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask);
 
-/* include/linux/fs.h */
-struct inode *p2pmap_file_inode(const struct file *file);
+/* The file behind a vma and the file position of @addr in it. */
+struct file *p2pmap_vma_file(struct vm_area_struct *vma);
+loff_t p2pmap_vma_file_pos(struct vm_area_struct *vma, unsigned long addr);
 
-/* sb->s_export_op->block_ops, or NULL (include/linux/exportfs_block.h) */
-const struct exportfs_block_ops *p2pmap_sb_block_ops(const struct super_block *sb);
+/* The file's sb has export block ops with map_blocks and commit_blocks. */
+bool p2pmap_file_has_block_ops(struct file *file);
+/* IS_DAX(file_inode(file)) */
+bool p2pmap_file_is_dax(struct file *file);
+/*
+ * The PCI function behind the block device of the file's filesystem
+ * (walking up from the gendisk), with a reference (pci_dev_put()), or NULL.
+ */
+struct pci_dev *p2pmap_file_pci_dev(struct file *file);
+/*
+ * Drops the clean, unmapped page-cache pages of [@start, @end) of the file
+ * (invalidate_mapping_pages()) and tells whether any page is left.
+ */
+bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end);
 
 /*
  * Sizes and offsets as the C compiler sees them, for the modules to check

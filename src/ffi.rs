@@ -5,7 +5,7 @@
 //! the rest of the module needs. This is the only file of p2pmap with
 //! `unsafe` code; policy lives in `provider.rs` and `logic/`.
 
-use core::marker::PhantomData;
+use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     device::Device,
@@ -104,9 +104,16 @@ pub(crate) struct MapCall<'a> {
 }
 
 /// A `device_map` call whose request passed [`request::validate`].
+///
+/// # Invariants
+///
+/// `vma` is locked for `'a` (from [`MapCall`]); `start` is the validated
+/// start address inside it.
 pub(crate) struct ValidMapCall<'a> {
+    vma: &'a VmaRef,
     importer: &'a Device,
     req: ValidRequest,
+    start: usize,
 }
 
 impl<'a> MapCall<'a> {
@@ -120,9 +127,12 @@ impl<'a> MapCall<'a> {
             writable: flags & virt::flags::WRITE != 0,
         };
         let valid = request::validate(&info, &self.req, PAGE_SIZE as u64)?;
+        // INVARIANT: the vma lock is inherited; `start` was validated.
         Ok(ValidMapCall {
+            vma: self.vma,
             importer: self.importer,
             req: valid,
+            start: self.req.start as usize,
         })
     }
 }
@@ -136,6 +146,113 @@ impl ValidMapCall<'_> {
     /// The importing device.
     pub(crate) fn importer(&self) -> &Device {
         self.importer
+    }
+
+    /// The mapped file, if the vma has one.
+    pub(crate) fn file(&self) -> Option<MappedFile<'_>> {
+        // SAFETY: the vma is valid and locked (type invariant).
+        let file = unsafe { ext::p2pmap_vma_file(self.vma.as_ptr()) };
+        // INVARIANT: `vm_file` of a locked vma stays valid while it is locked.
+        (!file.is_null()).then_some(MappedFile {
+            file,
+            _vma: PhantomData,
+        })
+    }
+
+    /// The file byte range `[start, end)` of the request.
+    pub(crate) fn file_range(&self) -> (i64, i64) {
+        // SAFETY: the vma is valid and locked, `start` inside it (invariant).
+        let start = unsafe { ext::p2pmap_vma_file_pos(self.vma.as_ptr(), self.start as c_ulong) };
+        let len = (self.req.pages * PAGE_SIZE as u64) as i64;
+        (start, start.saturating_add(len))
+    }
+}
+
+/// The file of a locked vma.
+///
+/// # Invariants
+///
+/// `file` is the `vm_file` of a vma whose mmap_lock is held for `'a`, so
+/// the file (and its inode, superblock and block device) stays alive.
+pub(crate) struct MappedFile<'a> {
+    file: *mut bindings::file,
+    _vma: PhantomData<&'a VmaRef>,
+}
+
+impl MappedFile<'_> {
+    /// The filesystem has export block ops (`map_blocks`/`commit_blocks`).
+    pub(crate) fn has_block_ops(&self) -> bool {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_has_block_ops(self.file) }
+    }
+
+    /// The inode is DAX.
+    pub(crate) fn is_dax(&self) -> bool {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_is_dax(self.file) }
+    }
+
+    /// The PCI function behind the filesystem's block device.
+    pub(crate) fn pci_dev(&self) -> Option<PciDevRef> {
+        // SAFETY: `file` is valid (type invariant); the result carries a
+        // reference of its own.
+        let pdev = unsafe { ext::p2pmap_file_pci_dev(self.file) };
+        // INVARIANT: a non-NULL result holds a reference for us.
+        NonNull::new(pdev).map(PciDevRef)
+    }
+
+    /// Drops the clean, unmapped page-cache pages of the file byte range
+    /// `[start, end)`; returns whether pages are left (dirty, mapped by the
+    /// CPU, locked or under writeback).
+    ///
+    /// Does not sleep on I/O; takes folio locks only with trylock
+    /// (`invalidate_mapping_pages()`), so it is fine under mmap_lock.
+    pub(crate) fn drop_clean_cache(&self, start: i64, end: i64) -> bool {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_drop_clean_cache(self.file, start, end) }
+    }
+}
+
+/// A reference on a `struct pci_dev`.
+///
+/// # Invariants
+///
+/// Holds one reference (`pci_dev_get`), dropped with `pci_dev_put`.
+pub(crate) struct PciDevRef(NonNull<bindings::pci_dev>);
+
+impl PciDevRef {
+    /// Whether this function publishes P2P memory (its CMB): the closest
+    /// published provider to the function itself is the function.
+    /// Model: how nvmet picks a CMB, `pci_p2pmem_find_many()`.
+    pub(crate) fn publishes_p2pmem(&self) -> bool {
+        // SAFETY: `self.0` is a live pci_dev (type invariant).
+        let mut client = unsafe { &raw mut (*self.0.as_ptr()).dev };
+        // SAFETY: one valid client; the result, if any, carries a reference.
+        let found = unsafe { ext::pci_p2pmem_find_many(&mut client, 1) };
+        let ours = found == self.0.as_ptr();
+        if let Some(found) = NonNull::new(found) {
+            // INVARIANT: the reference returned by pci_p2pmem_find_many().
+            drop(PciDevRef(found));
+        }
+        ours
+    }
+
+    /// `pci_p2pdma_distance_many()` from this function to `client`, or
+    /// `None` when P2P between them is not supported.
+    pub(crate) fn p2p_distance(&self, client: &Device) -> Option<i32> {
+        // `Device` wraps `struct device` transparently (its `as_raw` is
+        // crate-private), so the cast keeps the address.
+        let mut client: *mut bindings::device = core::ptr::from_ref(client).cast_mut().cast();
+        // SAFETY: a live provider and one live client device.
+        let d = unsafe { ext::pci_p2pdma_distance_many(self.0.as_ptr(), &mut client, 1, true) };
+        (d >= 0).then_some(d)
+    }
+}
+
+impl Drop for PciDevRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (type invariant).
+        unsafe { bindings::pci_dev_put(self.0.as_ptr()) };
     }
 }
 

@@ -2,16 +2,17 @@
 
 //! The `device_map` provider: policy only, no `unsafe`.
 //!
-//! Every request is validated and every refusal counted with its reason.
+//! Every request is validated and every refusal counted with its reason:
+//! request checks, then the filesystem, block-device and page-cache vetoes.
 //! The data path (resolving blocks with `map_blocks` and staging them in the
-//! NVMe CMB) is not built yet: a valid request is refused with
-//! [`Reason::NoDataPath`] (`-ENODEV`), and the importer falls back to the
-//! page cache.
+//! NVMe CMB) is not built yet: a request that passes every check is refused
+//! with [`Reason::NoDataPath`] (`-ENODEV`), and the importer falls back to
+//! the page cache.
 
 use kernel::prelude::*;
 
 use crate::{
-    ffi::{MapCall, Provider, UnmapCall},
+    ffi::{MapCall, Provider, UnmapCall, ValidMapCall},
     logic::reason::Reason,
     stats::STATS,
 };
@@ -23,6 +24,7 @@ impl Provider for P2pProvider {
     fn map(call: MapCall<'_>) -> Result {
         STATS.map_called();
         let call = call.validate().map_err(|r| STATS.refuse(r))?;
+        check_path(&call).map_err(|r| STATS.refuse(r))?;
         dev_dbg!(
             call.importer(),
             "p2pmap: device_map of {} pages at vma offset {:#x}\n",
@@ -42,6 +44,31 @@ impl Provider for P2pProvider {
             end
         );
     }
+}
+
+/// The filesystem and block-device vetoes, in the order the seed proposal
+/// gives them: the filesystem (block ops), the block device (a published
+/// CMB reachable from the importer), then the page cache.
+fn check_path(call: &ValidMapCall<'_>) -> Result<(), Reason> {
+    // A file vma always has a file; treat anything else like ext4.
+    let file = call.file().ok_or(Reason::NoBlockOps)?;
+    if file.is_dax() {
+        return Err(Reason::Dax);
+    }
+    if !file.has_block_ops() {
+        return Err(Reason::NoBlockOps);
+    }
+    let nvme = file.pci_dev().ok_or(Reason::NoP2pProvider)?;
+    if !nvme.publishes_p2pmem() {
+        return Err(Reason::NoP2pProvider);
+    }
+    nvme.p2p_distance(call.importer())
+        .ok_or(Reason::NoP2pPath)?;
+    let (start, end) = call.file_range();
+    if file.drop_clean_cache(start, end) {
+        return Err(Reason::PageCacheResident);
+    }
+    Ok(())
 }
 
 #[kunit_tests(p2pmap)]
@@ -65,6 +92,8 @@ mod tests {
     #[test]
     fn errnos_match_the_kernel() {
         assert_eq!(errno::EACCES, bindings::EACCES as i32);
+        assert_eq!(errno::EBUSY, bindings::EBUSY as i32);
+        assert_eq!(errno::EXDEV, bindings::EXDEV as i32);
         assert_eq!(errno::EFAULT, bindings::EFAULT as i32);
         assert_eq!(errno::EINVAL, bindings::EINVAL as i32);
         assert_eq!(errno::ENODEV, bindings::ENODEV as i32);

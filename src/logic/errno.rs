@@ -7,6 +7,10 @@
 
 /// Operation not permitted on this mapping.
 pub const EACCES: i32 = 13;
+/// Resource busy: pages of the range are in use by the CPU.
+pub const EBUSY: i32 = 16;
+/// Cross-device link: no peer-to-peer route between the devices.
+pub const EXDEV: i32 = 18;
 /// Bad address: the range is not inside the vma.
 pub const EFAULT: i32 = 14;
 /// Invalid argument.

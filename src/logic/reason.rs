@@ -5,7 +5,7 @@
 //! Every refusal has exactly one reason; each reason has a stable name (shown
 //! in debugfs and by `p2pctl stat`) and the errno returned to the importer.
 
-use super::errno::{EACCES, EFAULT, EINVAL, ENODEV, EOPNOTSUPP};
+use super::errno::{EACCES, EBUSY, EFAULT, EINVAL, ENODEV, EOPNOTSUPP, EXDEV};
 
 /// A refusal reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,13 +27,26 @@ pub enum Reason {
     /// Private vma with write permission: it may hold copy-on-write pages
     /// that the device must not bypass.
     PrivateWritable,
-    /// The request is valid, but no data path (CMB staging) is built yet.
+    /// DAX file: no page cache to bypass, no block device to stage from.
+    Dax,
+    /// The filesystem has no export block ops (`map_blocks`), e.g. ext4.
+    NoBlockOps,
+    /// The filesystem's block device is not an NVMe function whose CMB is
+    /// published as P2P memory.
+    NoP2pProvider,
+    /// The CMB is not reachable peer to peer from the importer
+    /// (`pci_p2pdma_distance` refuses).
+    NoP2pPath,
+    /// Pages of the range stay in the page cache (dirty, mapped by the CPU
+    /// or locked): the device must see what the CPU sees.
+    PageCacheResident,
+    /// The request passed every check, but the CMB staging is not built yet.
     NoDataPath,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 14] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -42,6 +55,11 @@ impl Reason {
         Reason::AtomicUnsupported,
         Reason::WriteUnsupported,
         Reason::PrivateWritable,
+        Reason::Dax,
+        Reason::NoBlockOps,
+        Reason::NoP2pProvider,
+        Reason::NoP2pPath,
+        Reason::PageCacheResident,
         Reason::NoDataPath,
     ];
 
@@ -59,6 +77,11 @@ impl Reason {
             Reason::AtomicUnsupported => "atomic_unsupported",
             Reason::WriteUnsupported => "write_unsupported",
             Reason::PrivateWritable => "private_writable",
+            Reason::Dax => "dax",
+            Reason::NoBlockOps => "no_block_ops",
+            Reason::NoP2pProvider => "no_p2p_provider",
+            Reason::NoP2pPath => "no_p2p_path",
+            Reason::PageCacheResident => "page_cache_resident",
             Reason::NoDataPath => "no_data_path",
         }
     }
@@ -68,11 +91,15 @@ impl Reason {
         match self {
             Reason::UnknownFlags | Reason::Unaligned | Reason::EmptyRange => EINVAL,
             Reason::OutsideVma => EFAULT,
-            Reason::PinUnsupported | Reason::AtomicUnsupported | Reason::WriteUnsupported => {
-                EOPNOTSUPP
-            }
+            Reason::PinUnsupported
+            | Reason::AtomicUnsupported
+            | Reason::WriteUnsupported
+            | Reason::Dax
+            | Reason::NoBlockOps => EOPNOTSUPP,
             Reason::PrivateWritable => EACCES,
-            Reason::NoDataPath => ENODEV,
+            Reason::NoP2pProvider | Reason::NoDataPath => ENODEV,
+            Reason::NoP2pPath => EXDEV,
+            Reason::PageCacheResident => EBUSY,
         }
     }
 
@@ -99,7 +126,7 @@ mod tests {
             assert!(a
                 .name()
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
             for b in &Reason::ALL[i + 1..] {
                 assert_ne!(a.name(), b.name());
             }

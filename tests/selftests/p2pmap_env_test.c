@@ -16,26 +16,15 @@
 
 #define PCI_DEVICES "/sys/bus/pci/devices"
 
-static int read_ulong(const char *path, unsigned long *val)
+/* Reads one number from a sysfs file, in hex (0x...) or decimal. */
+static int read_num(const char *path, unsigned long *val)
 {
 	FILE *f = fopen(path, "r");
 	int ok;
 
 	if (!f)
 		return -1;
-	ok = fscanf(f, "%lx", val) == 1;
-	fclose(f);
-	return ok ? 0 : -1;
-}
-
-static int read_dec(const char *path, unsigned long *val)
-{
-	FILE *f = fopen(path, "r");
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fscanf(f, "%lu", val) == 1;
+	ok = fscanf(f, "%li", (long *)val) == 1;
 	fclose(f);
 	return ok ? 0 : -1;
 }
@@ -57,13 +46,13 @@ static int find_pci(unsigned long vendor, unsigned long device,
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(p, sizeof(p), PCI_DEVICES "/%s/vendor", e->d_name);
-		if (read_ulong(p, &v))
+		if (read_num(p, &v))
 			continue;
 		snprintf(p, sizeof(p), PCI_DEVICES "/%s/device", e->d_name);
-		if (read_ulong(p, &dev))
+		if (read_num(p, &dev))
 			continue;
 		snprintf(p, sizeof(p), PCI_DEVICES "/%s/class", e->d_name);
-		if (read_ulong(p, &c))
+		if (read_num(p, &c))
 			continue;
 		if ((vendor && v != vendor) || (device && dev != device) ||
 		    (class && c != class))
@@ -107,10 +96,10 @@ TEST(nvme_cmb_is_published_p2pmem)
 	/* NVMe: class 0x010802 */
 	ASSERT_EQ(0, find_pci(0, 0, 0x010802, nvme, sizeof(nvme)));
 	snprintf(p, sizeof(p), "%s/p2pmem/size", nvme);
-	ASSERT_EQ(0, read_dec(p, &size)) TH_LOG("no %s", p);
+	ASSERT_EQ(0, read_num(p, &size)) TH_LOG("no %s", p);
 	EXPECT_EQ(64UL << 20, size);
 	snprintf(p, sizeof(p), "%s/p2pmem/published", nvme);
-	ASSERT_EQ(0, read_dec(p, &published));
+	ASSERT_EQ(0, read_num(p, &published));
 	EXPECT_EQ(1, published);
 }
 
@@ -139,7 +128,7 @@ TEST(nvme_and_edu_share_one_switch)
 	ASSERT_STREQ(nvme, edu);
 	snprintf(up, sizeof(up), "%s", nvme);
 	snprintf(upcls, sizeof(upcls), "%s/class", up);
-	ASSERT_EQ(0, read_ulong(upcls, &cls));
+	ASSERT_EQ(0, read_num(upcls, &cls));
 	EXPECT_EQ(0x060400, cls) TH_LOG("upstream port %s is not a PCI bridge", up);
 }
 

@@ -192,14 +192,14 @@ TEST_F(importer, write_mapping_is_refused_by_provider)
 	close(fd);
 }
 
-/* ext4 offers the callbacks too (patch 4): the provider is reached. */
-TEST(ext4_reaches_provider)
+/* ext4 offers the callbacks too (patch 4): the provider is reached and refuses, no block ops. */
+TEST(ext4_refused_no_block_ops)
 {
 	char path[256];
 	int dev, fd;
 	void *p;
 	struct p2pmap_map m;
-	uint64_t calls;
+	uint64_t calls, refused;
 
 	ASSERT_EQ(0, ensure_p2pmap_loaded());
 	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
@@ -210,14 +210,77 @@ TEST(ext4_reaches_provider)
 	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	calls = p2pmap_stat("map_calls");
+	refused = p2pmap_stat("refused_no_block_ops");
 	m = map_req(p, 8192, P2PMAP_MAP_NO_FALLBACK);
 	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(EOPNOTSUPP, errno);
 	EXPECT_EQ(calls + 1, p2pmap_stat("map_calls"));
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_no_block_ops"));
 	munmap(p, 8192);
 	close(fd);
 	unlink(path);
 	close(dev);
+}
+
+static int resident_pages(void *addr, size_t len)
+{
+	unsigned char vec[256];
+	size_t i, n = round_up_page(len) / 4096;
+	int count = 0;
+
+	if (n > sizeof(vec) || mincore(addr, len, vec))
+		return -1;
+	for (i = 0; i < n; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
+/* Clean, unmapped page-cache pages of the range are dropped, not used and not refused for. */
+TEST_F(importer, clean_page_cache_is_dropped)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	char *buf = malloc(self->size);
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ((ssize_t)self->size, pread(self->fd, buf, self->size, 0));	/* fills the cache */
+	EXPECT_EQ((int)(len / 4096), resident_pages(self->map, len));
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);	/* got past the page-cache veto */
+	EXPECT_EQ(0, resident_pages(self->map, len));
+	free(buf);
+}
+
+/* Dirty pages stay: the device would miss what the CPU wrote. */
+TEST_F(importer, dirty_page_cache_refuses)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	uint64_t refused = p2pmap_stat("refused_page_cache_resident");
+	int fd = open(self->path, O_WRONLY);
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(3, pwrite(fd, "abc", 3, 4096 + 10));	/* dirty, not synced */
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_page_cache_resident"));
+	/* once written back and unmapped, the veto lifts */
+	ASSERT_EQ(0, fsync(fd));
+	close(fd);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);
+}
+
+/* A page the CPU has mapped stays too. */
+TEST_F(importer, cpu_mapped_page_refuses)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	volatile char c = ((volatile char *)self->map)[8192];
+
+	(void)c;
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EBUSY, errno);
 }
 
 /* munmap fires the interval notifier: the handle is revoked, READ says ESTALE. */
