@@ -55,6 +55,21 @@ int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask)
 	return dma_set_mask_and_coherent(dev, mask);
 }
 
+void p2pmap_mmap_read_unlock(struct mm_struct *mm)
+{
+	mmap_read_unlock(mm);
+}
+
+void p2pmap_file_inode_lock_shared(struct file *file)
+{
+	inode_lock_shared(file_inode(file));
+}
+
+void p2pmap_file_inode_unlock_shared(struct file *file)
+{
+	inode_unlock_shared(file_inode(file));
+}
+
 struct file *p2pmap_vma_file(struct vm_area_struct *vma)
 {
 	return vma->vm_file;

@@ -12,6 +12,7 @@
 struct device;
 struct file;
 struct inode;
+struct mm_struct;
 struct page;
 struct pci_dev;
 struct vm_area_struct;
@@ -36,6 +37,12 @@ struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn);
 /* include/linux/dma-mapping.h */
 int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
 int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask);
+
+/* mmap_read_unlock(): device_map's -EAGAIN path releases the caller's lock. */
+void p2pmap_mmap_read_unlock(struct mm_struct *mm);
+/* inode_lock_shared()/inode_unlock_shared() on file_inode(@file). */
+void p2pmap_file_inode_lock_shared(struct file *file);
+void p2pmap_file_inode_unlock_shared(struct file *file);
 
 /* The file behind a vma and the file position of @addr in it. */
 struct file *p2pmap_vma_file(struct vm_area_struct *vma);

@@ -11,9 +11,11 @@ use kernel::{
     device::Device,
     error::to_result,
     ffi::{c_int, c_uint, c_ulong},
+    fs::File,
     mm::virt::{self, VmaRef},
     page::PAGE_SIZE,
     prelude::*,
+    sync::aref::ARef,
 };
 
 use crate::logic::{
@@ -213,6 +215,69 @@ impl MappedFile<'_> {
     }
 }
 
+/// Proof that the provider released the caller's mmap_lock: the only way
+/// for a provider to make `device_map` return `-EAGAIN`.
+pub(crate) struct LockDropped(());
+
+/// Why `Provider::map` did not map.
+pub(crate) enum MapFailure {
+    /// Refused (any errno; an `EAGAIN` is turned into `EBUSY`).
+    Refused(Error),
+    /// mmap_lock was released: the caller looks the vma up and retries.
+    Retry(LockDropped),
+}
+
+impl From<Error> for MapFailure {
+    fn from(e: Error) -> Self {
+        MapFailure::Refused(e)
+    }
+}
+
+/// The slow path of a `device_map` call, after mmap_lock was released: holds
+/// a reference on the mapped file, which is all that may be used.
+pub(crate) struct SlowPath {
+    file: ARef<File>,
+}
+
+impl ValidMapCall<'_> {
+    /// Takes a reference on the mapped file and releases the caller's
+    /// mmap_lock, as `device_map` may before returning `-EAGAIN` (like a
+    /// fault handler before `VM_FAULT_RETRY`). Consumes the call: the vma
+    /// must not be touched any more.
+    pub(crate) fn release_mmap_lock(self) -> Result<SlowPath, Reason> {
+        let file = self.file().ok_or(Reason::NoBlockOps)?;
+        // SAFETY: `file.file` is the vm_file of the locked vma (valid), and
+        // `into` takes a reference of our own (get_file).
+        let file: ARef<File> = unsafe { File::from_raw_file(file.file) }.into();
+        let mm = self.vma.mm().as_raw();
+        // SAFETY: the caller holds `mm`'s mmap_lock for read (the
+        // device_map contract, asserted by filemap_device_map); `self` and
+        // with it every borrow of the vma end here.
+        unsafe { ext::p2pmap_mmap_read_unlock(mm) };
+        Ok(SlowPath { file })
+    }
+}
+
+impl SlowPath {
+    /// Runs `f` with the file's `i_rwsem` held shared: the lock
+    /// `map_blocks` takes, which nests outside mmap_lock.
+    pub(crate) fn with_inode_lock_shared<R>(&self, f: impl FnOnce() -> R) -> R {
+        let raw = self.file.as_ptr();
+        // SAFETY: we hold a reference on the file.
+        unsafe { ext::p2pmap_file_inode_lock_shared(raw) };
+        let r = f();
+        // SAFETY: locked just above.
+        unsafe { ext::p2pmap_file_inode_unlock_shared(raw) };
+        r
+    }
+
+    /// Ends the slow path (dropping the file reference): `device_map`
+    /// returns `-EAGAIN`.
+    pub(crate) fn retry(self) -> LockDropped {
+        LockDropped(())
+    }
+}
+
 /// A reference on a `struct pci_dev`.
 ///
 /// # Invariants
@@ -277,8 +342,9 @@ impl UnmapCall<'_> {
 
 /// What p2pmap implements for the `device_map_provider` hook.
 pub(crate) trait Provider {
-    /// `device_map`: called with mmap_lock held for read; may sleep.
-    fn map(call: MapCall<'_>) -> Result;
+    /// `device_map`: called with mmap_lock held for read; may sleep; may
+    /// release mmap_lock only through [`ValidMapCall::release_mmap_lock`].
+    fn map(call: MapCall<'_>) -> Result<(), MapFailure>;
     /// `device_unmap`: may be called from a non-blockable mmu notifier; must
     /// not sleep.
     fn unmap(call: UnmapCall<'_>);
@@ -320,11 +386,11 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
     };
     match T::map(call) {
         Ok(()) => 0,
-        // -EAGAIN tells the caller that mmap_lock was released; the
-        // provider never releases it, so an EAGAIN from below (e.g. a lease
-        // conflict) must not be passed through.
-        Err(e) if e == EAGAIN => EBUSY.to_errno(),
-        Err(e) => e.to_errno(),
+        Err(MapFailure::Retry(LockDropped(()))) => EAGAIN.to_errno(),
+        // -EAGAIN tells the caller that mmap_lock was released; an EAGAIN
+        // from below (e.g. a lease conflict) must not be passed through.
+        Err(MapFailure::Refused(e)) if e == EAGAIN => EBUSY.to_errno(),
+        Err(MapFailure::Refused(e)) => e.to_errno(),
     }
 }
 

@@ -12,7 +12,7 @@
 use kernel::prelude::*;
 
 use crate::{
-    ffi::{MapCall, Provider, UnmapCall, ValidMapCall},
+    ffi::{MapCall, MapFailure, Provider, UnmapCall, ValidMapCall},
     logic::reason::Reason,
     stats::STATS,
 };
@@ -21,17 +21,25 @@ use crate::{
 pub(crate) struct P2pProvider;
 
 impl Provider for P2pProvider {
-    fn map(call: MapCall<'_>) -> Result {
+    fn map(call: MapCall<'_>) -> Result<(), MapFailure> {
         STATS.map_called();
         let call = call.validate().map_err(|r| STATS.refuse(r))?;
         check_path(&call).map_err(|r| STATS.refuse(r))?;
+        if STATS.take_injected_retry() {
+            // The slow path the data path will take to call map_blocks:
+            // leave mmap_lock, take i_rwsem, ask the caller to retry.
+            let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
+            slow.with_inode_lock_shared(|| ());
+            STATS.lock_dropped();
+            return Err(MapFailure::Retry(slow.retry()));
+        }
         dev_dbg!(
             call.importer(),
             "p2pmap: device_map of {} pages at vma offset {:#x}\n",
             call.request().pages,
             call.request().vma_offset
         );
-        Err(STATS.refuse(Reason::NoDataPath))
+        Err(STATS.refuse(Reason::NoDataPath).into())
     }
 
     fn unmap(call: UnmapCall<'_>) {

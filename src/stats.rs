@@ -8,6 +8,7 @@ use kernel::{
     debugfs::{Dir, File},
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
+    uaccess::UserSliceReader,
 };
 
 use crate::logic::reason::Reason;
@@ -16,7 +17,11 @@ use crate::logic::reason::Reason;
 pub(crate) struct Stats {
     map_calls: Atomic<u64>,
     unmap_calls: Atomic<u64>,
+    lock_drop_retries: Atomic<u64>,
     refused: [Atomic<u64>; Reason::COUNT],
+    /// Fault injection (debugfs `inject_retry`): the next N valid requests
+    /// take the slow path (release mmap_lock, take i_rwsem, -EAGAIN).
+    inject_retry: Atomic<u32>,
 }
 
 /// The counters, shared by the provider callbacks and debugfs.
@@ -28,7 +33,9 @@ impl Stats {
         Stats {
             map_calls: Atomic::new(0),
             unmap_calls: Atomic::new(0),
+            lock_drop_retries: Atomic::new(0),
             refused: [const { Atomic::new(0) }; Reason::COUNT],
+            inject_retry: Atomic::new(0),
         }
     }
 
@@ -40,6 +47,23 @@ impl Stats {
     /// Counts a `device_unmap` call.
     pub(crate) fn unmap_called(&self) {
         self.unmap_calls.add(1, Relaxed);
+    }
+
+    /// Counts a `device_map` that released mmap_lock and asked for a retry.
+    pub(crate) fn lock_dropped(&self) {
+        self.lock_drop_retries.add(1, Relaxed);
+    }
+
+    /// Consumes one injected retry, if any is pending.
+    pub(crate) fn take_injected_retry(&self) -> bool {
+        let mut cur = self.inject_retry.load(Relaxed);
+        while cur > 0 {
+            match self.inject_retry.cmpxchg(cur, cur - 1, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
     }
 
     /// Counts a refusal and returns the errno for the importer.
@@ -57,6 +81,11 @@ impl Stats {
     fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "map_calls {}", self.map_calls.load(Relaxed))?;
         writeln!(f, "unmap_calls {}", self.unmap_calls.load(Relaxed))?;
+        writeln!(
+            f,
+            "lock_drop_retries {}",
+            self.lock_drop_retries.load(Relaxed)
+        )?;
         for r in Reason::ALL {
             writeln!(
                 f,
@@ -69,10 +98,11 @@ impl Stats {
     }
 }
 
-/// The debugfs directory `p2pmap/` and its `stats` file.
+/// The debugfs directory `p2pmap/` with `stats` and `inject_retry`.
 pub(crate) struct Debugfs {
     // Dropped before the directory.
     _stats: Pin<KBox<File<&'static Stats>>>,
+    _inject: Pin<KBox<File<&'static Stats>>>,
     _dir: Dir,
 }
 
@@ -84,8 +114,26 @@ impl Debugfs {
             dir.read_callback_file(c"stats", &STATS, &|s: &&'static Stats, f| s.render(f)),
             GFP_KERNEL,
         )?;
+        let inject = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"inject_retry",
+                &STATS,
+                &|s: &&'static Stats, f| writeln!(f, "{}", s.inject_retry.load(Relaxed)),
+                &|s: &&'static Stats, r: &mut UserSliceReader| {
+                    let mut buf = [0u8; 16];
+                    let n = r.len().min(buf.len());
+                    r.read_slice(&mut buf[..n])?;
+                    let text = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?;
+                    let v: u32 = text.trim().parse().map_err(|_| EINVAL)?;
+                    s.inject_retry.store(v, Relaxed);
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Debugfs {
             _stats: stats,
+            _inject: inject,
             _dir: dir,
         })
     }

@@ -283,6 +283,51 @@ TEST_F(importer, cpu_mapped_page_refuses)
 	EXPECT_EQ(EBUSY, errno);
 }
 
+static int set_inject_retry(unsigned int n)
+{
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/inject_retry", "w");
+	int ret;
+
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%u\n", n) > 0 ? 0 : -1;
+	return fclose(f) ? -1 : ret;
+}
+
+/*
+ * The -EAGAIN contract: the provider releases mmap_lock, takes i_rwsem (as
+ * map_blocks will) and asks for a retry; the importer looks the vma up
+ * again. Injected with debugfs inject_retry; lockdep watches the order.
+ */
+TEST_F(importer, provider_drops_mmap_lock_and_caller_retries)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	uint64_t retries = p2pmap_stat("lock_drop_retries");
+	uint64_t calls = p2pmap_stat("map_calls");
+
+	ASSERT_EQ(0, set_inject_retry(3));
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);	/* the 4th call got through to the end */
+	EXPECT_EQ(retries + 3, p2pmap_stat("lock_drop_retries"));
+	EXPECT_EQ(calls + 4, p2pmap_stat("map_calls"));
+	/* more retries than the importer allows: it gives up, nothing leaks */
+	ASSERT_EQ(0, set_inject_retry(1000));
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EBUSY, errno);
+	ASSERT_EQ(0, set_inject_retry(0));
+	/* mmap_lock was not leaked: the mm can still be changed */
+	EXPECT_EQ(0, munmap(self->map, len));
+	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	/* and a retried MAP falls back like any refusal */
+	ASSERT_EQ(0, set_inject_retry(2));
+	m = map_req(self->map, len, 0);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(-ENODEV, m.p2p_errno);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+}
+
 /* munmap fires the interval notifier: the handle is revoked, READ says ESTALE. */
 TEST_F(importer, munmap_revokes)
 {
