@@ -3,6 +3,7 @@
  * Out-of-line wrappers of static inline kernel functions, linked into the
  * same .ko as the Rust code that calls them.
  */
+#include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/device_map.h>
 #include <linux/dma-mapping.h>
@@ -10,6 +11,7 @@
 #include <linux/exportfs_block.h>
 #include <linux/fs.h>
 #include <linux/hmm.h>
+#include <linux/iomap.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
@@ -55,19 +57,69 @@ int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask)
 	return dma_set_mask_and_coherent(dev, mask);
 }
 
+int p2pmap_file_map_blocks(struct file *file, loff_t offset, u64 len,
+			   struct iomap *iomap)
+{
+	struct inode *inode = file_inode(file);
+	const struct exportfs_block_ops *bops = inode->i_sb->s_export_op->block_ops;
+	u32 gen;
+
+	return bops->map_blocks(inode, offset, len, iomap, false, &gen);
+}
+
+int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
+{
+	struct block_device *bdev = file_inode(file)->i_sb->s_bdev;
+	size_t done = 0;
+	int ret;
+
+	if (!IS_ALIGNED(addr, SECTOR_SIZE) || !IS_ALIGNED(len, SECTOR_SIZE))
+		return -EINVAL;
+	while (done < len) {
+		unsigned int nr = min_t(size_t, DIV_ROUND_UP(len - done, PAGE_SIZE) + 1,
+					BIO_MAX_VECS);
+		struct bio *bio = bio_alloc(bdev, nr, REQ_OP_READ, GFP_KERNEL);
+
+		bio->bi_iter.bi_sector = (addr + done) >> SECTOR_SHIFT;
+		while (done < len && bio->bi_vcnt < nr) {
+			void *p = vaddr + done;
+			size_t chunk = min_t(size_t, len - done,
+					     PAGE_SIZE - offset_in_page(p));
+
+			__bio_add_page(bio, virt_to_page(p), chunk, offset_in_page(p));
+			done += chunk;
+		}
+		ret = submit_bio_wait(bio);
+		bio_put(bio);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void p2pmap_p2pmem_zero(void *vaddr, size_t len)
+{
+	memset(vaddr, 0, len);
+}
+
+void p2pmap_file_unmap_range(struct file *file, loff_t start, loff_t len)
+{
+	unmap_mapping_range(file->f_mapping, start, len, 0);
+}
+
+struct inode *p2pmap_file_inode(const struct file *file)
+{
+	return file_inode(file);
+}
+
+loff_t p2pmap_file_size(struct file *file)
+{
+	return i_size_read(file_inode(file));
+}
+
 void p2pmap_mmap_read_unlock(struct mm_struct *mm)
 {
 	mmap_read_unlock(mm);
-}
-
-void p2pmap_file_inode_lock_shared(struct file *file)
-{
-	inode_lock_shared(file_inode(file));
-}
-
-void p2pmap_file_inode_unlock_shared(struct file *file)
-{
-	inode_unlock_shared(file_inode(file));
 }
 
 struct file *p2pmap_vma_file(struct vm_area_struct *vma)

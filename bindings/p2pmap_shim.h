@@ -38,11 +38,32 @@ struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn);
 int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
 int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask);
 
+struct iomap;
+
+/*
+ * ->map_blocks() of the file's filesystem (export block ops) for a read
+ * mapping of [@offset, @offset + @len): one extent in @iomap. Takes the
+ * inode's locks itself (XFS: XFS_IOLOCK_EXCL): call without mmap_lock.
+ */
+int p2pmap_file_map_blocks(struct file *file, loff_t offset, u64 len,
+			   struct iomap *iomap);
+/*
+ * Reads @len bytes at byte @addr of the file's block device into the P2P
+ * memory at @vaddr with synchronous bios whose pages are the P2P pages
+ * (the data moves media -> CMB inside the device). May sleep.
+ */
+int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len);
+/* Zero-fills P2P memory through its kernel mapping. */
+void p2pmap_p2pmem_zero(void *vaddr, size_t len);
+/* unmap_mapping_range() of [@start, @start + @len) of the file. */
+void p2pmap_file_unmap_range(struct file *file, loff_t start, loff_t len);
+/* file_inode() */
+struct inode *p2pmap_file_inode(const struct file *file);
+/* i_size of the file's inode. */
+loff_t p2pmap_file_size(struct file *file);
+
 /* mmap_read_unlock(): device_map's -EAGAIN path releases the caller's lock. */
 void p2pmap_mmap_read_unlock(struct mm_struct *mm);
-/* inode_lock_shared()/inode_unlock_shared() on file_inode(@file). */
-void p2pmap_file_inode_lock_shared(struct file *file);
-void p2pmap_file_inode_unlock_shared(struct file *file);
 
 /* The file behind a vma and the file position of @addr in it. */
 struct file *p2pmap_vma_file(struct vm_area_struct *vma);

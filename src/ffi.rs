@@ -93,16 +93,18 @@ pub(crate) mod kernel_flags {
 
 /// One `device_map` call, as received from `filemap_device_map()`.
 ///
-/// The output array `pa` is not exposed yet: nothing is mapped until the
-/// data path exists.
-///
 /// # Invariants
 ///
-/// `vma` is locked by the caller (mmap_lock held for read) for `'a`.
+/// - `vma` is locked by the caller (mmap_lock held for read) for `'a`.
+/// - `pa` points to an array of at least `(end - start) / PAGE_SIZE`
+///   writable `dma_addr_t` whenever `start..end` is a page-aligned,
+///   non-empty range (the importer's side of the `device_map` contract),
+///   not accessed by the importer during the call.
 pub(crate) struct MapCall<'a> {
     vma: &'a VmaRef,
     importer: &'a Device,
     req: MapRequest,
+    pa: *mut bindings::dma_addr_t,
 }
 
 /// A `device_map` call whose request passed [`request::validate`].
@@ -116,6 +118,7 @@ pub(crate) struct ValidMapCall<'a> {
     importer: &'a Device,
     req: ValidRequest,
     start: usize,
+    pa: &'a mut [bindings::dma_addr_t],
 }
 
 impl<'a> MapCall<'a> {
@@ -129,12 +132,18 @@ impl<'a> MapCall<'a> {
             writable: flags & virt::flags::WRITE != 0,
         };
         let valid = request::validate(&info, &self.req, PAGE_SIZE as u64)?;
+        let pages = usize::try_from(valid.pages).map_err(|_| Reason::OutsideVma)?;
+        // SAFETY: `validate` checked that the range is page aligned and
+        // non-empty, so by the type invariant `pa` has room for `pages`
+        // entries that nobody else touches during the call.
+        let pa = unsafe { core::slice::from_raw_parts_mut(self.pa, pages) };
         // INVARIANT: the vma lock is inherited; `start` was validated.
         Ok(ValidMapCall {
             vma: self.vma,
             importer: self.importer,
             req: valid,
             start: self.req.start as usize,
+            pa,
         })
     }
 }
@@ -159,6 +168,11 @@ impl ValidMapCall<'_> {
             file,
             _vma: PhantomData,
         })
+    }
+
+    /// The output array: one bus address per page of the range.
+    pub(crate) fn pa(&mut self) -> &mut [bindings::dma_addr_t] {
+        self.pa
     }
 
     /// The file byte range `[start, end)` of the request.
@@ -186,6 +200,18 @@ impl MappedFile<'_> {
     pub(crate) fn has_block_ops(&self) -> bool {
         // SAFETY: `file` is valid (type invariant).
         unsafe { ext::p2pmap_file_has_block_ops(self.file) }
+    }
+
+    /// Identifies the inode while the file (or a reference on it) lives.
+    pub(crate) fn inode_key(&self) -> usize {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_inode(self.file) as usize }
+    }
+
+    /// `i_size` of the inode.
+    pub(crate) fn size(&self) -> i64 {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_size(self.file) }
     }
 
     /// The inode is DAX.
@@ -259,22 +285,144 @@ impl ValidMapCall<'_> {
 }
 
 impl SlowPath {
-    /// Runs `f` with the file's `i_rwsem` held shared: the lock
-    /// `map_blocks` takes, which nests outside mmap_lock.
-    pub(crate) fn with_inode_lock_shared<R>(&self, f: impl FnOnce() -> R) -> R {
-        let raw = self.file.as_ptr();
-        // SAFETY: we hold a reference on the file.
-        unsafe { ext::p2pmap_file_inode_lock_shared(raw) };
-        let r = f();
-        // SAFETY: locked just above.
-        unsafe { ext::p2pmap_file_inode_unlock_shared(raw) };
-        r
-    }
-
     /// Ends the slow path (dropping the file reference): `device_map`
     /// returns `-EAGAIN`.
     pub(crate) fn retry(self) -> LockDropped {
         LockDropped(())
+    }
+
+    /// A reference on the file, for state that outlives the call.
+    pub(crate) fn file_ref(&self) -> ARef<File> {
+        self.file.clone()
+    }
+
+    /// The filesystem's `map_blocks` for a read mapping starting at file
+    /// byte `offset`: the extent that covers it.
+    ///
+    /// Context: sleeps; takes the inode's locks (i_rwsem) itself, which is
+    /// why it only runs after mmap_lock was released.
+    pub(crate) fn map_blocks(&self, offset: i64, len: u64) -> Result<Extent> {
+        let mut iomap = ext::iomap::default();
+        // SAFETY: we hold a reference on the file; its filesystem has block
+        // ops (checked by the caller under mmap_lock: a file's superblock
+        // does not change); `iomap` is a valid out parameter.
+        to_result(unsafe {
+            ext::p2pmap_file_map_blocks(self.file.as_ptr(), offset, len, &mut iomap)
+        })?;
+        let kind = match u32::from(iomap.type_) {
+            ext::IOMAP_MAPPED => ExtentKind::Mapped(iomap.addr),
+            ext::IOMAP_HOLE => ExtentKind::Hole,
+            ext::IOMAP_UNWRITTEN => ExtentKind::Unwritten,
+            _ => ExtentKind::Other,
+        };
+        Ok(Extent {
+            offset: iomap.offset,
+            length: iomap.length,
+            kind,
+        })
+    }
+
+    /// Reads `len` bytes at byte `addr` of the filesystem's block device
+    /// into `buf` at `at`, peer to peer (bios on the CMB pages).
+    pub(crate) fn read_into(&self, buf: &CmbBuf, at: usize, addr: u64, len: usize) -> Result {
+        if at.checked_add(len).is_none_or(|end| end > buf.size) {
+            return Err(EINVAL);
+        }
+        // SAFETY: we hold a reference on the file; `[at, at + len)` is
+        // inside `buf`'s P2P allocation, which we own.
+        to_result(unsafe {
+            ext::p2pmap_bdev_read_p2p(self.file.as_ptr(), addr, buf.vaddr.add(at).cast(), len)
+        })
+    }
+}
+
+/// What one `map_blocks` extent is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExtentKind {
+    /// Blocks at this byte address of the block device.
+    Mapped(u64),
+    /// No blocks: reads as zeros.
+    Hole,
+    /// Allocated but unwritten: reads as zeros (the blocks hold old data).
+    Unwritten,
+    /// Anything else (delalloc, inline).
+    Other,
+}
+
+/// One extent from `map_blocks`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Extent {
+    /// File offset of the extent, bytes.
+    pub(crate) offset: i64,
+    /// Length, bytes.
+    pub(crate) length: u64,
+    /// What backs it.
+    pub(crate) kind: ExtentKind,
+}
+
+/// A window of CMB (P2P memory of an NVMe function).
+///
+/// # Invariants
+///
+/// `vaddr` is a live `pci_alloc_p2pmem(nvme, size)` allocation, freed on
+/// drop; `bus` is its bus address (`pci_p2pmem_virt_to_bus`).
+pub(crate) struct CmbBuf {
+    nvme: PciDevRef,
+    vaddr: *mut u8,
+    bus: u64,
+    size: usize,
+}
+
+// SAFETY: the allocation is owned; freeing it is allowed from any context
+// (gen_pool_free + percpu_ref_put).
+unsafe impl Send for CmbBuf {}
+// SAFETY: `&CmbBuf` only reads plain fields.
+unsafe impl Sync for CmbBuf {}
+
+impl CmbBuf {
+    /// Allocates `size` bytes of `nvme`'s CMB, or `None` if it is full.
+    pub(crate) fn alloc(nvme: &PciDevRef, size: usize) -> Option<CmbBuf> {
+        // SAFETY: `nvme` is a live pci_dev.
+        let vaddr = unsafe { ext::pci_alloc_p2pmem(nvme.0.as_ptr(), size) }.cast::<u8>();
+        if vaddr.is_null() {
+            return None;
+        }
+        // SAFETY: `vaddr` was just allocated from `nvme`'s P2P memory.
+        let bus = unsafe { ext::pci_p2pmem_virt_to_bus(nvme.0.as_ptr(), vaddr.cast()) };
+        // INVARIANT: allocated above.
+        Some(CmbBuf {
+            nvme: nvme.clone(),
+            vaddr,
+            bus,
+            size,
+        })
+    }
+
+    /// Zero-fills `[at, at + len)`.
+    pub(crate) fn zero(&self, at: usize, len: usize) -> Result {
+        if at.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(EINVAL);
+        }
+        // SAFETY: inside the allocation we own.
+        unsafe { ext::p2pmap_p2pmem_zero(self.vaddr.add(at).cast(), len) };
+        Ok(())
+    }
+
+    /// Bus address of the start of the window.
+    pub(crate) fn bus(&self) -> u64 {
+        self.bus
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+impl Drop for CmbBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated from `nvme` with this size (type invariant).
+        unsafe { ext::pci_free_p2pmem(self.nvme.0.as_ptr(), self.vaddr.cast(), self.size) };
     }
 }
 
@@ -314,6 +462,19 @@ impl PciDevRef {
     }
 }
 
+impl Clone for PciDevRef {
+    fn clone(&self) -> Self {
+        // SAFETY: `self.0` is live; the new value owns the new reference.
+        unsafe { bindings::pci_dev_get(self.0.as_ptr()) };
+        PciDevRef(self.0)
+    }
+}
+
+// SAFETY: a refcounted pci_dev may be used and released from any thread.
+unsafe impl Send for PciDevRef {}
+// SAFETY: as above.
+unsafe impl Sync for PciDevRef {}
+
 impl Drop for PciDevRef {
     fn drop(&mut self) {
         // SAFETY: we own one reference (type invariant).
@@ -326,6 +487,7 @@ pub(crate) struct UnmapCall<'a> {
     importer: &'a Device,
     start: usize,
     end: usize,
+    first_pa: Option<u64>,
 }
 
 impl UnmapCall<'_> {
@@ -337,6 +499,12 @@ impl UnmapCall<'_> {
     /// The range that was mapped.
     pub(crate) fn range(&self) -> (usize, usize) {
         (self.start, self.end)
+    }
+
+    /// The first bus address `device_map` returned for the mapping: it
+    /// identifies the window.
+    pub(crate) fn first_pa(&self) -> Option<u64> {
+        self.first_pa
     }
 }
 
@@ -373,8 +541,8 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
     // SAFETY: the importer holds a reference to its own device while it
     // calls `device_map`.
     let importer = unsafe { Device::from_raw(importer) };
-    // INVARIANT: the vma lock comes from the contract stated in this
-    // function's safety section.
+    // INVARIANT: the vma lock and the `pa` sizing come from the contract
+    // stated in this function's safety section.
     let call = MapCall {
         vma,
         importer,
@@ -383,6 +551,7 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
             end: end as u64,
             flags,
         },
+        pa,
     };
     match T::map(call) {
         Ok(()) => 0,
@@ -402,11 +571,14 @@ unsafe extern "C" fn unmap_trampoline<T: Provider>(
     importer: *mut bindings::device,
     start: c_ulong,
     end: c_ulong,
-    _pa: *mut bindings::dma_addr_t,
+    pa: *mut bindings::dma_addr_t,
 ) {
     if importer.is_null() {
         return;
     }
+    // SAFETY: `pa` is the array `device_map` filled for a non-empty range,
+    // so it has at least one entry.
+    let first_pa = (!pa.is_null() && end > start).then(|| unsafe { *pa });
     // SAFETY: the importer holds a reference to its own device while it
     // calls `device_unmap`.
     let importer = unsafe { Device::from_raw(importer) };
@@ -414,6 +586,7 @@ unsafe extern "C" fn unmap_trampoline<T: Provider>(
         importer,
         start,
         end,
+        first_pa,
     });
 }
 
@@ -455,4 +628,31 @@ impl Drop for ProviderRegistration {
         // runs from the hook.
         unsafe { ext::device_map_unregister_provider(self.vtable) };
     }
+}
+
+/// `unmap_mapping_range()` of a file byte range: every mm that maps it is
+/// invalidated through its mmu notifiers before this returns.
+///
+/// Context: sleeps (i_mmap_rwsem); call without p2pmap's locks.
+pub(crate) fn revoke_file_range(file: &File, start: i64, len: usize) {
+    // SAFETY: `file` is a live file (the caller holds a reference).
+    unsafe { ext::p2pmap_file_unmap_range(file.as_ptr(), start, len as i64) };
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init_windows()` in module init, before the
+    // provider is registered (the only users are provider callbacks).
+    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<crate::windows::Slot>> = KVec::new();
+}
+
+/// Initializes the window registry lock. Call once, at module init.
+pub(crate) fn init_windows() {
+    // SAFETY: called once from module init, before any use of `WINDOWS`.
+    unsafe { WINDOWS.init() };
+}
+
+/// The window registry: a spinlock, since `device_unmap` may run in
+/// non-blockable notifier context.
+pub(crate) fn windows() -> &'static kernel::sync::lock::GlobalLock<WINDOWS> {
+    &WINDOWS
 }

@@ -16,6 +16,7 @@ mod ffi;
 mod logic;
 mod provider;
 mod stats;
+mod windows;
 
 module! {
     type: P2pMap,
@@ -30,18 +31,19 @@ module! {
 /// Fields drop in declaration order: the provider is unregistered (which
 /// waits for calls in flight) before debugfs goes away.
 struct P2pMap {
-    _provider: ffi::ProviderRegistration,
+    provider: Option<ffi::ProviderRegistration>,
     _debugfs: stats::Debugfs,
 }
 
 impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
+        ffi::init_windows();
         let debugfs = stats::Debugfs::new()?;
         let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
         pr_info!("loaded, device_map provider registered\n");
         Ok(P2pMap {
-            _provider: provider,
+            provider: Some(provider),
             _debugfs: debugfs,
         })
     }
@@ -50,5 +52,10 @@ impl kernel::Module for P2pMap {
 impl Drop for P2pMap {
     fn drop(&mut self) {
         pr_info!("unloading\n");
+        // No new mappings (waits for calls in flight), then revoke the live
+        // ones: importers stop device access in their notifiers before
+        // unmap_mapping_range returns, and the windows are freed.
+        drop(self.provider.take());
+        provider::revoke_all();
     }
 }

@@ -4,17 +4,23 @@
 //!
 //! Every request is validated and every refusal counted with its reason:
 //! request checks, then the filesystem, block-device and page-cache vetoes.
-//! The data path (resolving blocks with `map_blocks` and staging them in the
-//! NVMe CMB) is not built yet: a request that passes every check is refused
-//! with [`Reason::NoDataPath`] (`-ENODEV`), and the importer falls back to
-//! the page cache.
+//! A range already staged in a CMB window is mapped under the caller's
+//! mmap_lock (fast path). Otherwise the provider releases mmap_lock, resolves
+//! the range with `map_blocks`, reads its blocks into a new CMB window peer
+//! to peer (holes and unwritten extents zero-filled), publishes the window
+//! (or the refusal) and returns `-EAGAIN`; the caller's retry takes the fast
+//! path.
 
-use kernel::prelude::*;
+use kernel::{page::PAGE_SIZE, prelude::*};
 
 use crate::{
-    ffi::{MapCall, MapFailure, Provider, UnmapCall, ValidMapCall},
+    ffi::{
+        self, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider, SlowPath, UnmapCall,
+        ValidMapCall,
+    },
     logic::reason::Reason,
     stats::STATS,
+    windows::{self, Slot},
 };
 
 /// p2pmap's implementation of the provider hook.
@@ -23,27 +29,49 @@ pub(crate) struct P2pProvider;
 impl Provider for P2pProvider {
     fn map(call: MapCall<'_>) -> Result<(), MapFailure> {
         STATS.map_called();
-        let call = call.validate().map_err(|r| STATS.refuse(r))?;
-        check_path(&call).map_err(|r| STATS.refuse(r))?;
-        if STATS.take_injected_retry() {
-            // The slow path the data path will take to call map_blocks:
-            // leave mmap_lock, take i_rwsem, ask the caller to retry.
-            let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
-            slow.with_inode_lock_shared(|| ());
-            STATS.lock_dropped();
-            return Err(MapFailure::Retry(slow.retry()));
+        let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
+        let nvme = check_path(&call).map_err(|r| STATS.refuse(r))?;
+        let (start, _) = call.file_range();
+        let inode = call.file().map(|f| f.inode_key()).unwrap_or(0);
+        if !STATS.take_injected_retry() {
+            // Fast path, under the caller's mmap_lock.
+            match windows::claim(inode, start, call.pa()) {
+                Some(Ok(())) => {
+                    STATS.mapped();
+                    dev_dbg!(
+                        call.importer(),
+                        "p2pmap: mapped {} pages at file offset {:#x}\n",
+                        call.request().pages,
+                        start
+                    );
+                    return Ok(());
+                }
+                Some(Err(r)) => return Err(STATS.refuse(r).into()),
+                None => {}
+            }
         }
-        dev_dbg!(
-            call.importer(),
-            "p2pmap: device_map of {} pages at vma offset {:#x}\n",
-            call.request().pages,
-            call.request().vma_offset
-        );
-        Err(STATS.refuse(Reason::NoDataPath).into())
+        // Slow path: map_blocks takes i_rwsem, which nests outside
+        // mmap_lock. Leave the caller's lock, stage, and have it retry.
+        let pages = call.pa().len();
+        let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
+        let slot = match stage(&slow, &nvme, start, pages) {
+            Ok(buf) => {
+                STATS.window_staged(buf.size());
+                Slot::ready(inode, start, pages, buf, slow.file_ref())
+            }
+            Err(r) => Slot::refused(inode, start, pages, r),
+        };
+        // If publishing fails (no memory), the retry simply stages again.
+        let _ = windows::publish(slot);
+        STATS.lock_dropped();
+        Err(MapFailure::Retry(slow.retry()))
     }
 
     fn unmap(call: UnmapCall<'_>) {
         STATS.unmap_called();
+        if let Some(pa) = call.first_pa() {
+            windows::release(pa);
+        }
         let (start, end) = call.range();
         dev_dbg!(
             call.importer(),
@@ -56,8 +84,9 @@ impl Provider for P2pProvider {
 
 /// The filesystem and block-device vetoes, in the order the seed proposal
 /// gives them: the filesystem (block ops), the block device (a published
-/// CMB reachable from the importer), then the page cache.
-fn check_path(call: &ValidMapCall<'_>) -> Result<(), Reason> {
+/// CMB reachable from the importer), then the page cache. Returns the NVMe
+/// function whose CMB will hold the window.
+fn check_path(call: &ValidMapCall<'_>) -> Result<PciDevRef, Reason> {
     // A file vma always has a file; treat anything else like ext4.
     let file = call.file().ok_or(Reason::NoBlockOps)?;
     if file.is_dax() {
@@ -73,10 +102,67 @@ fn check_path(call: &ValidMapCall<'_>) -> Result<(), Reason> {
     nvme.p2p_distance(call.importer())
         .ok_or(Reason::NoP2pPath)?;
     let (start, end) = call.file_range();
+    let page = PAGE_SIZE as i64;
+    if end > file.size().saturating_add(page - 1) / page * page {
+        return Err(Reason::PastEof);
+    }
     if file.drop_clean_cache(start, end) {
         return Err(Reason::PageCacheResident);
     }
-    Ok(())
+    Ok(nvme)
+}
+
+/// Stages `pages` pages at file byte `start` into a new CMB window:
+/// `IOMAP_MAPPED` extents are read from the block device by bios on the CMB
+/// pages; holes and unwritten extents are zero-filled, never read.
+///
+/// Context: slow path (no mmap_lock); sleeps.
+fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<CmbBuf, Reason> {
+    let len = pages * PAGE_SIZE;
+    let buf = CmbBuf::alloc(nvme, len).ok_or(Reason::CmbFull)?;
+    let mut off = 0usize;
+    while off < len {
+        let pos = start + off as i64;
+        let ext = slow.map_blocks(pos, (len - off) as u64).map_err(|e| {
+            if e == ENXIO {
+                Reason::Reflinked
+            } else if e == EINVAL {
+                Reason::PastEof
+            } else {
+                Reason::MapBlocksFailed
+            }
+        })?;
+        // map_blocks returns the extent covering `pos`; it may be shorter.
+        let ext_end = ext.offset.saturating_add(ext.length as i64);
+        if ext.offset > pos || ext_end <= pos {
+            return Err(Reason::MapBlocksFailed);
+        }
+        let n = ((ext_end - pos) as usize).min(len - off);
+        match ext.kind {
+            ExtentKind::Mapped(addr) => slow
+                .read_into(&buf, off, addr + (pos - ext.offset) as u64, n)
+                .map_err(|_| Reason::ReadFailed)?,
+            ExtentKind::Hole | ExtentKind::Unwritten => {
+                buf.zero(off, n).map_err(|_| Reason::MapBlocksFailed)?
+            }
+            ExtentKind::Other => return Err(Reason::ExtentUnsupported),
+        }
+        off += n;
+    }
+    Ok(buf)
+}
+
+/// Revokes every window: invalidates its file range in every mm that maps
+/// it (the importers' notifiers stop device access before this returns),
+/// then frees the windows. For module exit, after the provider is
+/// unregistered.
+pub(crate) fn revoke_all() {
+    if let Ok(ranges) = windows::ranges() {
+        for (file, start, len) in ranges.iter() {
+            ffi::revoke_file_range(file, *start, *len);
+        }
+    }
+    windows::drain();
 }
 
 #[kunit_tests(p2pmap)]
@@ -102,6 +188,9 @@ mod tests {
         assert_eq!(errno::EACCES, bindings::EACCES as i32);
         assert_eq!(errno::EBUSY, bindings::EBUSY as i32);
         assert_eq!(errno::EXDEV, bindings::EXDEV as i32);
+        assert_eq!(errno::EIO, bindings::EIO as i32);
+        assert_eq!(errno::ENXIO, bindings::ENXIO as i32);
+        assert_eq!(errno::ENOSPC, bindings::ENOSPC as i32);
         assert_eq!(errno::EFAULT, bindings::EFAULT as i32);
         assert_eq!(errno::EINVAL, bindings::EINVAL as i32);
         assert_eq!(errno::ENODEV, bindings::ENODEV as i32);

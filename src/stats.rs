@@ -18,6 +18,11 @@ pub(crate) struct Stats {
     map_calls: Atomic<u64>,
     unmap_calls: Atomic<u64>,
     lock_drop_retries: Atomic<u64>,
+    maps: Atomic<u64>,
+    windows_staged: Atomic<u64>,
+    windows_live: Atomic<u64>,
+    bytes_staged: Atomic<u64>,
+    cmb_bytes_used: Atomic<u64>,
     refused: [Atomic<u64>; Reason::COUNT],
     /// Fault injection (debugfs `inject_retry`): the next N valid requests
     /// take the slow path (release mmap_lock, take i_rwsem, -EAGAIN).
@@ -34,6 +39,11 @@ impl Stats {
             map_calls: Atomic::new(0),
             unmap_calls: Atomic::new(0),
             lock_drop_retries: Atomic::new(0),
+            maps: Atomic::new(0),
+            windows_staged: Atomic::new(0),
+            windows_live: Atomic::new(0),
+            bytes_staged: Atomic::new(0),
+            cmb_bytes_used: Atomic::new(0),
             refused: [const { Atomic::new(0) }; Reason::COUNT],
             inject_retry: Atomic::new(0),
         }
@@ -52,6 +62,27 @@ impl Stats {
     /// Counts a `device_map` that released mmap_lock and asked for a retry.
     pub(crate) fn lock_dropped(&self) {
         self.lock_drop_retries.add(1, Relaxed);
+    }
+
+    /// Counts a successful `device_map`.
+    pub(crate) fn mapped(&self) {
+        self.maps.add(1, Relaxed);
+    }
+
+    /// Counts a window of `bytes` staged into the CMB.
+    pub(crate) fn window_staged(&self, bytes: usize) {
+        self.windows_staged.add(1, Relaxed);
+        self.windows_live.add(1, Relaxed);
+        self.bytes_staged.add(bytes as u64, Relaxed);
+        self.cmb_bytes_used.add(bytes as u64, Relaxed);
+    }
+
+    /// Counts a window of `bytes` freed.
+    pub(crate) fn window_freed(&self, bytes: usize) {
+        // Atomic<u64> has no sub: add the two's complement.
+        self.windows_live.add(1u64.wrapping_neg(), Relaxed);
+        self.cmb_bytes_used
+            .add((bytes as u64).wrapping_neg(), Relaxed);
     }
 
     /// Consumes one injected retry, if any is pending.
@@ -86,6 +117,11 @@ impl Stats {
             "lock_drop_retries {}",
             self.lock_drop_retries.load(Relaxed)
         )?;
+        writeln!(f, "maps {}", self.maps.load(Relaxed))?;
+        writeln!(f, "windows_staged {}", self.windows_staged.load(Relaxed))?;
+        writeln!(f, "windows_live {}", self.windows_live.load(Relaxed))?;
+        writeln!(f, "bytes_staged {}", self.bytes_staged.load(Relaxed))?;
+        writeln!(f, "cmb_bytes_used {}", self.cmb_bytes_used.load(Relaxed))?;
         for r in Reason::ALL {
             writeln!(
                 f,

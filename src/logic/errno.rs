@@ -13,6 +13,12 @@ pub const EBUSY: i32 = 16;
 pub const EXDEV: i32 = 18;
 /// Bad address: the range is not inside the vma.
 pub const EFAULT: i32 = 14;
+/// I/O error.
+pub const EIO: i32 = 5;
+/// No such device or address: `map_blocks` refuses the inode.
+pub const ENXIO: i32 = 6;
+/// No space: the CMB is full.
+pub const ENOSPC: i32 = 28;
 /// Invalid argument.
 pub const EINVAL: i32 = 22;
 /// No such device: no data path to the importer.

@@ -5,7 +5,7 @@
 //! Every refusal has exactly one reason; each reason has a stable name (shown
 //! in debugfs and by `p2pctl stat`) and the errno returned to the importer.
 
-use super::errno::{EACCES, EBUSY, EFAULT, EINVAL, ENODEV, EOPNOTSUPP, EXDEV};
+use super::errno::{EACCES, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOSPC, ENXIO, EOPNOTSUPP, EXDEV};
 
 /// A refusal reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,13 +40,24 @@ pub enum Reason {
     /// Pages of the range stay in the page cache (dirty, mapped by the CPU
     /// or locked): the device must see what the CPU sees.
     PageCacheResident,
-    /// The request passed every check, but the CMB staging is not built yet.
-    NoDataPath,
+    /// The range ends past EOF rounded up to the page size.
+    PastEof,
+    /// `map_blocks` refuses the inode: shared extents (reflink) or a
+    /// realtime inode (`-ENXIO`).
+    Reflinked,
+    /// An extent type p2pmap cannot stage (delalloc, inline).
+    ExtentUnsupported,
+    /// `map_blocks` failed otherwise.
+    MapBlocksFailed,
+    /// No room in the CMB for the window.
+    CmbFull,
+    /// Reading the blocks into the CMB failed.
+    ReadFailed,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 19] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -60,7 +71,12 @@ impl Reason {
         Reason::NoP2pProvider,
         Reason::NoP2pPath,
         Reason::PageCacheResident,
-        Reason::NoDataPath,
+        Reason::PastEof,
+        Reason::Reflinked,
+        Reason::ExtentUnsupported,
+        Reason::MapBlocksFailed,
+        Reason::CmbFull,
+        Reason::ReadFailed,
     ];
 
     /// Number of reasons.
@@ -82,7 +98,12 @@ impl Reason {
             Reason::NoP2pProvider => "no_p2p_provider",
             Reason::NoP2pPath => "no_p2p_path",
             Reason::PageCacheResident => "page_cache_resident",
-            Reason::NoDataPath => "no_data_path",
+            Reason::PastEof => "past_eof",
+            Reason::Reflinked => "reflinked",
+            Reason::ExtentUnsupported => "extent_unsupported",
+            Reason::MapBlocksFailed => "map_blocks_failed",
+            Reason::CmbFull => "cmb_full",
+            Reason::ReadFailed => "read_failed",
         }
     }
 
@@ -95,9 +116,14 @@ impl Reason {
             | Reason::AtomicUnsupported
             | Reason::WriteUnsupported
             | Reason::Dax
-            | Reason::NoBlockOps => EOPNOTSUPP,
+            | Reason::NoBlockOps
+            | Reason::ExtentUnsupported => EOPNOTSUPP,
             Reason::PrivateWritable => EACCES,
-            Reason::NoP2pProvider | Reason::NoDataPath => ENODEV,
+            Reason::NoP2pProvider => ENODEV,
+            Reason::PastEof => EINVAL,
+            Reason::Reflinked => ENXIO,
+            Reason::MapBlocksFailed | Reason::ReadFailed => EIO,
+            Reason::CmbFull => ENOSPC,
             Reason::NoP2pPath => EXDEV,
             Reason::PageCacheResident => EBUSY,
         }

@@ -61,17 +61,55 @@ FIXTURE_TEARDOWN(importer)
 	unlink(self->path);
 }
 
-/* With p2pmap loaded the XFS vm_ops reach the provider, which refuses until the data path exists. */
-TEST_F(importer, device_map_reaches_provider)
+/*
+ * The P2P path: device_map stages the file's blocks in the NVMe CMB (slow
+ * path, -EAGAIN, retry) and the edu device reads them from there.
+ */
+TEST_F(importer, p2p_map_reads_exact_bytes_from_cmb)
 {
 	struct p2pmap_map m = map_req(self->map, round_up_page(self->size), P2PMAP_MAP_NO_FALLBACK);
 	uint64_t calls = p2pmap_stat("map_calls");
-	uint64_t refused = p2pmap_stat("refused_no_data_path");
+	uint64_t retries = p2pmap_stat("lock_drop_retries");
+	uint64_t staged = p2pmap_stat("windows_staged");
+	uint64_t live = p2pmap_stat("windows_live");
+	char *buf = malloc(self->size);
 
-	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ENODEV, errno);
-	EXPECT_EQ(calls + 1, p2pmap_stat("map_calls"));
-	EXPECT_EQ(refused + 1, p2pmap_stat("refused_no_data_path"));
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
+	EXPECT_EQ(0, m.p2p_errno);
+	EXPECT_EQ(calls + 2, p2pmap_stat("map_calls"));	/* slow path + retry */
+	EXPECT_EQ(retries + 1, p2pmap_stat("lock_drop_retries"));
+	EXPECT_EQ(staged + 1, p2pmap_stat("windows_staged"));
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 0, self->size, buf));
+	EXPECT_EQ(0, check_pattern(buf, 0, self->size, 7));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(live, p2pmap_stat("windows_live"));	/* freed with its last mapping */
+	free(buf);
+}
+
+/* Two handles on one range share one window. */
+TEST_F(importer, two_handles_share_a_window)
+{
+	struct p2pmap_map a = map_req(self->map, round_up_page(self->size), P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_map b = a;
+	uint64_t staged = p2pmap_stat("windows_staged");
+	uint64_t live = p2pmap_stat("windows_live");
+	char x[100], y[100];
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &a));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &b));
+	EXPECT_EQ(P2PMAP_PATH_P2P, b.path);
+	EXPECT_EQ(staged + 1, p2pmap_stat("windows_staged"));
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &a.handle));
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, importer_read(self->dev, b.handle, 5000, sizeof(x), x));
+	EXPECT_EQ(0, check_pattern(x, 5000, sizeof(x), 7));
+	(void)y;
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &b.handle));
+	EXPECT_EQ(live, p2pmap_stat("windows_live"));
 }
 
 /* Without a provider filemap_device_map() says -EOPNOTSUPP and the fallback serves exact bytes. */
@@ -97,15 +135,19 @@ TEST_F(importer, fallback_without_provider)
 	free(buf);
 }
 
-/* With the provider refusing, the fallback still serves, from any offset. */
+/* With the provider refusing (CPU-dirty page), the fallback serves, from any offset. */
 TEST_F(importer, fallback_after_refusal_reads_exact_bytes)
 {
 	struct p2pmap_map m = map_req(self->map, round_up_page(self->size), 0);
 	char buf[6000];
+	int fd = open(self->path, O_WRONLY);
 
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, pwrite(fd, "\x07", 1, 0));	/* same byte, but a dirty page */
+	close(fd);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
-	EXPECT_EQ(-ENODEV, m.p2p_errno);
+	EXPECT_EQ(-EBUSY, m.p2p_errno);
 	/* crosses a page boundary, starts mid-page */
 	EXPECT_EQ(0, importer_read(self->dev, m.handle, 4000, sizeof(buf), buf));
 	EXPECT_EQ(0, check_pattern(buf, 4000, sizeof(buf), 7));
@@ -245,9 +287,15 @@ TEST_F(importer, clean_page_cache_is_dropped)
 	ASSERT_NE(NULL, buf);
 	ASSERT_EQ((ssize_t)self->size, pread(self->fd, buf, self->size, 0));	/* fills the cache */
 	EXPECT_EQ((int)(len / 4096), resident_pages(self->map, len));
-	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ENODEV, errno);	/* got past the page-cache veto */
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
 	EXPECT_EQ(0, resident_pages(self->map, len));
+	/* reading through the device does not bring the pages back */
+	memset(buf, 0, self->size);
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 0, self->size, buf));
+	EXPECT_EQ(0, check_pattern(buf, 0, self->size, 7));
+	EXPECT_EQ(0, resident_pages(self->map, len));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	free(buf);
 }
 
@@ -267,8 +315,8 @@ TEST_F(importer, dirty_page_cache_refuses)
 	/* once written back and unmapped, the veto lifts */
 	ASSERT_EQ(0, fsync(fd));
 	close(fd);
-	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
 }
 
 /* A page the CPU has mapped stays too. */
@@ -307,10 +355,11 @@ TEST_F(importer, provider_drops_mmap_lock_and_caller_retries)
 	uint64_t calls = p2pmap_stat("map_calls");
 
 	ASSERT_EQ(0, set_inject_retry(3));
-	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ENODEV, errno);	/* the 4th call got through to the end */
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));	/* the 4th call maps */
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
 	EXPECT_EQ(retries + 3, p2pmap_stat("lock_drop_retries"));
 	EXPECT_EQ(calls + 4, p2pmap_stat("map_calls"));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	/* more retries than the importer allows: it gives up, nothing leaks */
 	ASSERT_EQ(0, set_inject_retry(1000));
 	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
@@ -320,11 +369,9 @@ TEST_F(importer, provider_drops_mmap_lock_and_caller_retries)
 	EXPECT_EQ(0, munmap(self->map, len));
 	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
 	ASSERT_NE(MAP_FAILED, self->map);
-	/* and a retried MAP falls back like any refusal */
-	ASSERT_EQ(0, set_inject_retry(2));
-	m = map_req(self->map, len, 0);
+	/* and maps again */
+	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(-ENODEV, m.p2p_errno);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 }
 
@@ -374,6 +421,7 @@ TEST_F(importer, truncate_revokes_then_remap_reads_new_contents)
 /* A process that exits with live handles leaks nothing: its fd release unmaps. */
 TEST_F(importer, exit_while_mapped)
 {
+	uint64_t live = p2pmap_stat("windows_live");
 	pid_t pid = fork();
 	int status;
 
@@ -389,6 +437,127 @@ TEST_F(importer, exit_while_mapped)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(live, p2pmap_stat("windows_live"));
+}
+
+/* Holes are zero-filled in the window, never read from disk. */
+TEST(sparse_file_holes_read_as_zeros)
+{
+	char path[256], buf[5 * 4096];
+	int dev, fd, i;
+	void *p;
+	struct p2pmap_map m;
+	unsigned char data[4096];
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/sparse.%d", getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 4096; i++)
+		data[i] = pattern_byte(2 * 4096 + i, 5);
+	ASSERT_EQ(4096, pwrite(fd, data, 4096, 2 * 4096));	/* pages 0,1 and 3,4 are holes */
+	ASSERT_EQ(0, ftruncate(fd, 5 * 4096));
+	ASSERT_EQ(0, fsync(fd));
+	p = mmap(NULL, sizeof(buf), PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	m = map_req(p, sizeof(buf), P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	memset(buf, 0xee, sizeof(buf));
+	EXPECT_EQ(0, importer_read(dev, m.handle, 0, sizeof(buf), buf));
+	for (i = 0; i < 2 * 4096; i++)
+		if (buf[i])
+			break;
+	EXPECT_EQ(2 * 4096, i);
+	EXPECT_EQ(0, check_pattern(buf + 2 * 4096, 2 * 4096, 4096, 5));
+	for (i = 3 * 4096; i < 5 * 4096; i++)
+		if (buf[i])
+			break;
+	EXPECT_EQ(5 * 4096, i);
+	ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+	munmap(p, sizeof(buf));
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
+/*
+ * Unwritten extents read as zeros even when their blocks hold old data:
+ * write a pattern, delete the file, preallocate a new one over the freed
+ * blocks, map it.
+ */
+TEST(unwritten_extents_read_as_zeros)
+{
+	char path[256], buf[16 * 4096];
+	int dev, fd, i;
+	void *p;
+	struct p2pmap_map m;
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/old.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, 1 << 20, 0x5a));
+	ASSERT_EQ(0, unlink(path));
+	sync();
+	snprintf(path, sizeof(path), XFS_DIR "/prealloc.%d", getpid());
+	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fallocate(fd, 0, 0, 1 << 20));
+	ASSERT_EQ(0, fsync(fd));
+	p = mmap(NULL, sizeof(buf), PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	m = map_req(p, sizeof(buf), P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	memset(buf, 0xee, sizeof(buf));
+	EXPECT_EQ(0, importer_read(dev, m.handle, 0, sizeof(buf), buf));
+	for (i = 0; i < (int)sizeof(buf); i++)
+		if (buf[i])
+			break;
+	EXPECT_EQ((int)sizeof(buf), i);
+	ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+	munmap(p, sizeof(buf));
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
+/* A reflinked copy has shared extents: map_blocks says -ENXIO, p2pmap refuses. */
+TEST(reflinked_file_is_refused)
+{
+	char src[256], dst[256], cmd[600];
+	int dev, fd;
+	void *p;
+	struct p2pmap_map m;
+	uint64_t refused;
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	snprintf(src, sizeof(src), XFS_DIR "/orig.%d", getpid());
+	snprintf(dst, sizeof(dst), XFS_DIR "/reflink.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(src, 8192, 1));
+	snprintf(cmd, sizeof(cmd), "cp --reflink=always %s %s && sync", src, dst);
+	ASSERT_EQ(0, system(cmd));
+	fd = open(dst, O_RDONLY);
+	ASSERT_LE(0, fd);
+	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	refused = p2pmap_stat("refused_reflinked");
+	m = map_req(p, 8192, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_reflinked"));
+	/* the fallback still serves it */
+	m = map_req(p, 8192, 0);
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(-ENXIO, m.p2p_errno);
+	munmap(p, 8192);
+	close(fd);
+	unlink(dst);
+	unlink(src);
+	close(dev);
 }
 
 struct hammer {
@@ -396,7 +565,7 @@ struct hammer {
 	void *map;
 	size_t len;
 	volatile int stop;
-	unsigned long calls, eopnotsupp, enodev, other;
+	unsigned long calls, eopnotsupp, mapped, other;
 };
 
 static void *hammer_thread(void *arg)
@@ -407,14 +576,15 @@ static void *hammer_thread(void *arg)
 		struct p2pmap_map m = map_req(h->map, h->len, P2PMAP_MAP_NO_FALLBACK);
 
 		h->calls++;
-		if (!ioctl(h->dev, P2PMAP_IOC_MAP, &m))
-			h->other++;	/* cannot succeed without a data path */
-		else if (errno == EOPNOTSUPP)
-			h->eopnotsupp++;
-		else if (errno == ENODEV)
-			h->enodev++;
-		else
+		if (!ioctl(h->dev, P2PMAP_IOC_MAP, &m)) {
+			h->mapped++;
+			if (ioctl(h->dev, P2PMAP_IOC_UNMAP, &m.handle))
+				h->other++;
+		} else if (errno == EOPNOTSUPP) {
+			h->eopnotsupp++;	/* no provider at that moment */
+		} else {
 			h->other++;
+		}
 	}
 	return NULL;
 }
@@ -435,11 +605,12 @@ TEST_F(importer, provider_unload_while_calling)
 	}
 	h.stop = 1;
 	pthread_join(t, NULL);
-	TH_LOG("%lu calls: %lu EOPNOTSUPP (no provider), %lu ENODEV (provider), %lu other",
-	       h.calls, h.eopnotsupp, h.enodev, h.other);
+	TH_LOG("%lu calls: %lu EOPNOTSUPP (no provider), %lu mapped by p2p, %lu other",
+	       h.calls, h.eopnotsupp, h.mapped, h.other);
 	EXPECT_EQ(0, h.other);
 	EXPECT_LT(0, h.eopnotsupp);
-	EXPECT_LT(0, h.enodev);
+	EXPECT_LT(0, h.mapped);
+	EXPECT_EQ(0, p2pmap_stat("windows_live"));
 }
 
 TEST_HARNESS_MAIN

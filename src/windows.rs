@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CMB windows: file ranges staged in the NVMe CMB, shared by every importer
+//! that maps the same range, freed when the last one unmaps.
+//!
+//! The registry is a spinlock-protected list (`ffi::windows()`): the fast
+//! path of `device_map` runs under the caller's mmap_lock and `device_unmap`
+//! may run in non-blockable notifier context. Nothing that sleeps or frees a
+//! window runs under the lock: removed slots are dropped after unlocking.
+
+use kernel::{fs::File, page::PAGE_SIZE, prelude::*, sync::aref::ARef};
+
+use crate::{
+    ffi::{self, CmbBuf},
+    logic::reason::Reason,
+    stats::STATS,
+};
+
+/// A staged window, or the refusal the slow path found (handed to the
+/// retried call, which cannot learn it otherwise: the slow path had to
+/// return `-EAGAIN`).
+pub(crate) enum State {
+    /// Staged: `buf` holds the range's bytes.
+    Ready {
+        buf: CmbBuf,
+        /// Keeps the inode (the key) alive and allows revocation.
+        file: ARef<File>,
+        refs: u32,
+    },
+    /// Refused by the slow path.
+    Refused(Reason),
+}
+
+/// One entry of the registry.
+pub(crate) struct Slot {
+    inode: usize,
+    start: i64,
+    pages: usize,
+    state: State,
+}
+
+impl Slot {
+    /// A staged window for `pages` pages at file byte `start` of `inode`.
+    pub(crate) fn ready(
+        inode: usize,
+        start: i64,
+        pages: usize,
+        buf: CmbBuf,
+        file: ARef<File>,
+    ) -> Self {
+        Slot {
+            inode,
+            start,
+            pages,
+            state: State::Ready { buf, file, refs: 0 },
+        }
+    }
+
+    /// The slow path's refusal for that range.
+    pub(crate) fn refused(inode: usize, start: i64, pages: usize, reason: Reason) -> Self {
+        Slot {
+            inode,
+            start,
+            pages,
+            state: State::Refused(reason),
+        }
+    }
+
+    fn is(&self, inode: usize, start: i64, pages: usize) -> bool {
+        self.inode == inode && self.start == start && self.pages == pages
+    }
+
+    /// Not referenced by any importer: may be evicted.
+    fn unclaimed(&self) -> bool {
+        !matches!(self.state, State::Ready { refs, .. } if refs > 0)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let State::Ready { buf, .. } = &self.state {
+            STATS.window_freed(buf.size());
+        }
+    }
+}
+
+/// Unclaimed slots kept at most (staged by a slow path whose caller has not
+/// come back yet).
+const MAX_UNCLAIMED: usize = 8;
+
+/// Fast path: if `[start, start + pages)` of `inode` is staged, takes a
+/// reference and fills `pa`; if the slow path refused it, returns (and
+/// forgets) the reason; `None` if nothing is known about the range.
+pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(), Reason>> {
+    let pages = pa.len();
+    let mut reg = ffi::windows().lock();
+    let i = reg.iter().position(|s| s.is(inode, start, pages))?;
+    let refused = match &mut reg[i].state {
+        State::Ready { buf, refs, .. } => {
+            *refs += 1;
+            for (k, p) in pa.iter_mut().enumerate() {
+                *p = buf.bus() + (k * PAGE_SIZE) as u64;
+            }
+            return Some(Ok(()));
+        }
+        State::Refused(r) => *r,
+    };
+    // The refusal is handed over once; drop the slot outside the lock.
+    let removed = reg.remove(i).ok();
+    drop(reg);
+    drop(removed);
+    Some(Err(refused))
+}
+
+/// Publishes what the slow path found for a range, replacing older
+/// unclaimed slots for it and evicting the oldest unclaimed slots beyond
+/// [`MAX_UNCLAIMED`].
+pub(crate) fn publish(slot: Slot) -> Result {
+    let mut evicted = KVec::new();
+    {
+        let mut reg = ffi::windows().lock();
+        let mut i = 0;
+        while i < reg.len() {
+            let stale = reg[i].unclaimed()
+                && (reg[i].is(slot.inode, slot.start, slot.pages)
+                    || reg.iter().filter(|s| s.unclaimed()).count() >= MAX_UNCLAIMED);
+            if stale {
+                // Keeps order: the oldest unclaimed slots go first.
+                evicted.push(reg.remove(i)?, GFP_ATOMIC)?;
+            } else {
+                i += 1;
+            }
+        }
+        reg.push(slot, GFP_ATOMIC)?;
+    }
+    drop(evicted);
+    Ok(())
+}
+
+/// `device_unmap`: drops the reference of the window that starts at bus
+/// address `first_pa`; the last one frees it.
+pub(crate) fn release(first_pa: u64) {
+    let mut freed = None;
+    {
+        let mut reg = ffi::windows().lock();
+        let Some(i) = reg.iter().position(
+            |s| matches!(&s.state, State::Ready { buf, refs, .. } if buf.bus() == first_pa && *refs > 0),
+        ) else {
+            return;
+        };
+        if let State::Ready { refs, .. } = &mut reg[i].state {
+            *refs -= 1;
+            if *refs == 0 {
+                freed = reg.remove(i).ok();
+            }
+        }
+    }
+    drop(freed);
+}
+
+/// Every staged window's file and byte range, for revocation.
+pub(crate) fn ranges() -> Result<KVec<(ARef<File>, i64, usize)>> {
+    let reg = ffi::windows().lock();
+    let mut v = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
+    for s in reg.iter() {
+        if let State::Ready { file, .. } = &s.state {
+            v.push((file.clone(), s.start, s.pages * PAGE_SIZE), GFP_ATOMIC)?;
+        }
+    }
+    Ok(v)
+}
+
+/// Drops every slot (module exit, after revocation).
+pub(crate) fn drain() {
+    let all = core::mem::take(&mut *ffi::windows().lock());
+    drop(all);
+}
