@@ -28,6 +28,14 @@
 #include "p2pmap_test_util.h"
 
 #define XFS_DIR "/mnt/p2p"
+
+/* Loads p2pmap if needed and opens the importer; -1 on failure. */
+static int open_importer(void)
+{
+	if (ensure_p2pmap_loaded())
+		return -1;
+	return open(P2PMAP_IMPORTER_DEV, O_RDWR);
+}
 #define EXT4_DIR "/mnt/ext4"
 
 FIXTURE(importer)
@@ -243,8 +251,7 @@ TEST(ext4_refused_no_block_ops)
 	struct p2pmap_map m;
 	uint64_t calls, refused;
 
-	ASSERT_EQ(0, ensure_p2pmap_loaded());
-	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), EXT4_DIR "/importer.%d", getpid());
 	ASSERT_EQ(0, make_pattern_file(path, 8192, 3));
@@ -449,8 +456,7 @@ TEST(sparse_file_holes_read_as_zeros)
 	struct p2pmap_map m;
 	unsigned char data[4096];
 
-	ASSERT_EQ(0, ensure_p2pmap_loaded());
-	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/sparse.%d", getpid());
 	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
@@ -494,8 +500,7 @@ TEST(unwritten_extents_read_as_zeros)
 	void *p;
 	struct p2pmap_map m;
 
-	ASSERT_EQ(0, ensure_p2pmap_loaded());
-	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/old.%d", getpid());
 	ASSERT_EQ(0, make_pattern_file(path, 1 << 20, 0x5a));
@@ -532,8 +537,7 @@ TEST(reflinked_file_is_refused)
 	struct p2pmap_map m;
 	uint64_t refused;
 
-	ASSERT_EQ(0, ensure_p2pmap_loaded());
-	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(src, sizeof(src), XFS_DIR "/orig.%d", getpid());
 	snprintf(dst, sizeof(dst), XFS_DIR "/reflink.%d", getpid());
