@@ -119,7 +119,14 @@ fn check_path(call: &ValidMapCall<'_>) -> Result<PciDevRef, Reason> {
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
-    let buf = CmbBuf::alloc(nvme, len).ok_or(Reason::CmbFull)?;
+    let buf = match CmbBuf::alloc(nvme, len) {
+        Some(buf) => buf,
+        // Reclaim windows nobody maps, then try once more.
+        None if windows::evict_unclaimed() > 0 => {
+            CmbBuf::alloc(nvme, len).ok_or(Reason::CmbFull)?
+        }
+        None => return Err(Reason::CmbFull),
+    };
     let mut off = 0usize;
     while off < len {
         let pos = start + off as i64;

@@ -158,6 +158,35 @@ pub(crate) fn release(first_pa: u64) {
     drop(freed);
 }
 
+/// Frees every window no importer maps (staged by a caller that did not come
+/// back), oldest first: the first thing to reclaim when the CMB is full.
+/// Referenced windows are left alone (revoking them needs the layout-lease
+/// revocation path). Returns how many were freed.
+pub(crate) fn evict_unclaimed() -> usize {
+    let mut evicted = KVec::new();
+    {
+        let mut reg = ffi::windows().lock();
+        let mut i = 0;
+        while i < reg.len() {
+            if reg[i].unclaimed() {
+                match reg.remove(i) {
+                    Ok(slot) => {
+                        if evicted.push(slot, GFP_ATOMIC).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    let n = evicted.len();
+    drop(evicted);
+    n
+}
+
 /// Every staged window's file and byte range, for revocation.
 pub(crate) fn ranges() -> Result<KVec<(ARef<File>, i64, usize)>> {
     let reg = ffi::windows().lock();

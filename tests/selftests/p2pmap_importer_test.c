@@ -38,6 +38,19 @@ static int open_importer(void)
 }
 #define EXT4_DIR "/mnt/ext4"
 
+static int resident_pages(void *addr, size_t len)
+{
+	unsigned char vec[256];
+	size_t i, n = round_up_page(len) / 4096;
+	int count = 0;
+
+	if (n > sizeof(vec) || mincore(addr, len, vec))
+		return -1;
+	for (i = 0; i < n; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
 FIXTURE(importer)
 {
 	int dev;
@@ -159,6 +172,9 @@ TEST_F(importer, fallback_after_refusal_reads_exact_bytes)
 	/* crosses a page boundary, starts mid-page */
 	EXPECT_EQ(0, importer_read(self->dev, m.handle, 4000, sizeof(buf), buf));
 	EXPECT_EQ(0, check_pattern(buf, 4000, sizeof(buf), 7));
+	/* the fallback went through the page cache: every page is resident */
+	EXPECT_EQ((int)(round_up_page(self->size) / 4096),
+		  resident_pages(self->map, round_up_page(self->size)));
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	EXPECT_EQ(ENOENT, errno);
@@ -269,19 +285,6 @@ TEST(ext4_refused_no_block_ops)
 	close(fd);
 	unlink(path);
 	close(dev);
-}
-
-static int resident_pages(void *addr, size_t len)
-{
-	unsigned char vec[256];
-	size_t i, n = round_up_page(len) / 4096;
-	int count = 0;
-
-	if (n > sizeof(vec) || mincore(addr, len, vec))
-		return -1;
-	for (i = 0; i < n; i++)
-		count += vec[i] & 1;
-	return count;
 }
 
 /* Clean, unmapped page-cache pages of the range are dropped, not used and not refused for. */
@@ -615,6 +618,64 @@ TEST_F(importer, provider_unload_while_calling)
 	EXPECT_LT(0, h.eopnotsupp);
 	EXPECT_LT(0, h.mapped);
 	EXPECT_EQ(0, p2pmap_stat("windows_live"));
+}
+
+
+/*
+ * A window that does not fit in the 64 MiB CMB is refused (cmb_full, the
+ * fallback serves); once the other window is unmapped it fits.
+ */
+TEST(cmb_full_refuses_until_space_is_freed)
+{
+	const size_t big = 40 << 20;
+	char pa_path[256], pb_path[256];
+	int dev, fa, fb;
+	void *ma, *mb;
+	struct p2pmap_map a, b;
+	uint64_t refused;
+	char buf[64];
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(pa_path, sizeof(pa_path), XFS_DIR "/big_a.%d", getpid());
+	snprintf(pb_path, sizeof(pb_path), XFS_DIR "/big_b.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(pa_path, big, 11));
+	ASSERT_EQ(0, make_pattern_file(pb_path, big, 12));
+	fa = open(pa_path, O_RDONLY);
+	fb = open(pb_path, O_RDONLY);
+	ASSERT_LE(0, fa);
+	ASSERT_LE(0, fb);
+	posix_fadvise(fa, 0, 0, POSIX_FADV_DONTNEED);
+	posix_fadvise(fb, 0, 0, POSIX_FADV_DONTNEED);
+	ma = mmap(NULL, big, PROT_READ, MAP_SHARED, fa, 0);
+	mb = mmap(NULL, big, PROT_READ, MAP_SHARED, fb, 0);
+	ASSERT_NE(MAP_FAILED, ma);
+	ASSERT_NE(MAP_FAILED, mb);
+	a = map_req(ma, big, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &a));
+	EXPECT_EQ(big, p2pmap_stat("cmb_bytes_used"));
+	refused = p2pmap_stat("refused_cmb_full");
+	b = map_req(mb, big, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &b));
+	EXPECT_EQ(ENOSPC, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_cmb_full"));
+	/* the last page of the held window is still exact */
+	EXPECT_EQ(0, importer_read(dev, a.handle, big - sizeof(buf), sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, big - sizeof(buf), sizeof(buf), 11));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &a.handle));
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	b = map_req(mb, big, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &b));
+	EXPECT_EQ(0, importer_read(dev, b.handle, big / 2, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, big / 2, sizeof(buf), 12));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &b.handle));
+	munmap(ma, big);
+	munmap(mb, big);
+	close(fa);
+	close(fb);
+	unlink(pa_path);
+	unlink(pb_path);
+	close(dev);
 }
 
 TEST_HARNESS_MAIN
