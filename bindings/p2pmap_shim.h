@@ -103,4 +103,18 @@ bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end);
 #define P2PMAP_SZ_FILE			11
 unsigned long p2pmap_layout(int item);
 
+/*
+ * Layout leases (p2pmap_lease.c): one FL_LAYOUT lease per inode with CMB
+ * windows. p2pmap_lease_get() takes a reference (sleeps; -EBUSY while a
+ * break is pending), p2pmap_lease_put() drops it (any context; the last
+ * one releases the lease from a work item).
+ */
+int p2pmap_lease_get(struct file *file);
+bool p2pmap_lease_broken(struct file *file);
+void p2pmap_lease_put(struct file *file);
+int p2pmap_lease_init(void);
+void p2pmap_lease_exit(void);
+/* Implemented in Rust: revoke every window of the file's inode. */
+void p2pmap_rust_lease_broken(struct file *file);
+
 #endif /* P2PMAP_SHIM_H */

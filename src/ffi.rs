@@ -291,9 +291,16 @@ impl SlowPath {
         LockDropped(())
     }
 
-    /// A reference on the file, for state that outlives the call.
-    pub(crate) fn file_ref(&self) -> ARef<File> {
-        self.file.clone()
+    /// Takes a reference on the inode's layout lease (taking the lease if
+    /// p2pmap holds none): the filesystem breaks it before it changes the
+    /// inode's block map. Fails while a break is pending.
+    pub(crate) fn take_lease(&self) -> Result<LeaseRef> {
+        // SAFETY: we hold a reference on the file; no lock held (sleeps).
+        to_result(unsafe { ext::p2pmap_lease_get(self.file.as_ptr()) })?;
+        // INVARIANT: one lease reference taken above.
+        Ok(LeaseRef {
+            file: self.file.clone(),
+        })
     }
 
     /// The filesystem's `map_blocks` for a read mapping starting at file
@@ -334,6 +341,66 @@ impl SlowPath {
             ext::p2pmap_bdev_read_p2p(self.file.as_ptr(), addr, buf.vaddr.add(at).cast(), len)
         })
     }
+}
+
+/// A reference on the layout lease p2pmap holds on a file's inode.
+///
+/// # Invariants
+///
+/// Holds one `p2pmap_lease_get()` reference, dropped with
+/// `p2pmap_lease_put()` (allowed in any context).
+pub(crate) struct LeaseRef {
+    file: ARef<File>,
+}
+
+impl LeaseRef {
+    /// The lease has been broken since it was taken (the inode's block map
+    /// is about to change).
+    pub(crate) fn broken(&self) -> bool {
+        // SAFETY: `file` is live (reference held).
+        unsafe { ext::p2pmap_lease_broken(self.file.as_ptr()) }
+    }
+
+    /// The file, for revocation.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for LeaseRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (type invariant).
+        unsafe { ext::p2pmap_lease_put(self.file.as_ptr()) };
+    }
+}
+
+/// Called by p2pmap_lease.c, in process context (a work item), when the
+/// layout lease of `file`'s inode is broken.
+///
+/// # Safety
+///
+/// `file` is a live file the caller holds a reference on.
+#[no_mangle]
+unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file) {
+    // SAFETY: the lease code holds a reference on `file` while its break
+    // work can run.
+    let file = unsafe { File::from_raw_file(file) };
+    // SAFETY: as above.
+    let inode = unsafe { ext::p2pmap_file_inode(file.as_ptr()) } as usize;
+    crate::provider::revoke_inode(inode);
+}
+
+/// Sets up the lease machinery (its workqueue). Module init.
+pub(crate) fn lease_init() -> Result {
+    // SAFETY: called once, at module init.
+    to_result(unsafe { ext::p2pmap_lease_init() })
+}
+
+/// Waits for every lease release and tears the machinery down. Module exit,
+/// after every window (hence every lease reference) is gone.
+pub(crate) fn lease_exit() {
+    // SAFETY: called once, at module exit, after `lease_init` succeeded.
+    unsafe { ext::p2pmap_lease_exit() };
 }
 
 /// What one `map_blocks` extent is.

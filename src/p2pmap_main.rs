@@ -39,6 +39,7 @@ impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
         ffi::init_windows();
+        ffi::lease_init()?;
         let debugfs = stats::Debugfs::new()?;
         let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
         pr_info!("loaded, device_map provider registered\n");
@@ -57,5 +58,6 @@ impl Drop for P2pMap {
         // unmap_mapping_range returns, and the windows are freed.
         drop(self.provider.take());
         provider::revoke_all();
+        ffi::lease_exit();
     }
 }

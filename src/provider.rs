@@ -54,12 +54,18 @@ impl Provider for P2pProvider {
         // mmap_lock. Leave the caller's lock, stage, and have it retry.
         let pages = call.pa().len();
         let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
-        let slot = match stage(&slow, &nvme, start, pages) {
-            Ok(buf) => {
-                STATS.window_staged(buf.size());
-                Slot::ready(inode, start, pages, buf, slow.file_ref())
-            }
-            Err(r) => Slot::refused(inode, start, pages, r),
+        // The lease first: a block-map change from here on breaks it, and a
+        // window staged under a broken lease is thrown away.
+        let slot = match slow.take_lease() {
+            Err(_) => Slot::refused(inode, start, pages, Reason::LeaseBroken),
+            Ok(lease) => match stage(&slow, &nvme, start, pages) {
+                Ok(_) if lease.broken() => Slot::refused(inode, start, pages, Reason::LeaseBroken),
+                Ok(buf) => {
+                    STATS.window_staged(buf.size());
+                    Slot::ready(inode, start, pages, buf, lease)
+                }
+                Err(r) => Slot::refused(inode, start, pages, r),
+            },
         };
         // If publishing fails (no memory), the retry simply stages again.
         let _ = windows::publish(slot);
@@ -159,17 +165,29 @@ fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<
     Ok(buf)
 }
 
-/// Revokes every window: invalidates its file range in every mm that maps
-/// it (the importers' notifiers stop device access before this returns),
-/// then frees the windows. For module exit, after the provider is
-/// unregistered.
-pub(crate) fn revoke_all() {
-    if let Ok(ranges) = windows::ranges() {
+/// Revokes windows (of `inode` only, if given): invalidates each window's
+/// file range in every mm that maps it (the importers' notifiers stop
+/// device access and call `device_unmap` before this returns), then frees
+/// whatever is left. No p2pmap lock is held across `unmap_mapping_range`.
+fn revoke(inode: Option<usize>) {
+    if let Ok(ranges) = windows::ranges(inode) {
         for (file, start, len) in ranges.iter() {
             ffi::revoke_file_range(file, *start, *len);
         }
     }
-    windows::drain();
+    windows::drain(inode);
+}
+
+/// Module exit, after the provider is unregistered: revoke everything.
+pub(crate) fn revoke_all() {
+    revoke(None);
+}
+
+/// The layout lease of `inode` was broken (truncate, write, fallocate,
+/// reflink on XFS): revoke its windows; the last one releases the lease.
+pub(crate) fn revoke_inode(inode: usize) {
+    STATS.lease_broken();
+    revoke(Some(inode));
 }
 
 #[kunit_tests(p2pmap)]

@@ -19,6 +19,7 @@ pub(crate) struct Stats {
     unmap_calls: Atomic<u64>,
     lock_drop_retries: Atomic<u64>,
     maps: Atomic<u64>,
+    lease_breaks: Atomic<u64>,
     windows_staged: Atomic<u64>,
     windows_live: Atomic<u64>,
     bytes_staged: Atomic<u64>,
@@ -40,6 +41,7 @@ impl Stats {
             unmap_calls: Atomic::new(0),
             lock_drop_retries: Atomic::new(0),
             maps: Atomic::new(0),
+            lease_breaks: Atomic::new(0),
             windows_staged: Atomic::new(0),
             windows_live: Atomic::new(0),
             bytes_staged: Atomic::new(0),
@@ -67,6 +69,11 @@ impl Stats {
     /// Counts a successful `device_map`.
     pub(crate) fn mapped(&self) {
         self.maps.add(1, Relaxed);
+    }
+
+    /// Counts a layout lease break (revocation of an inode's windows).
+    pub(crate) fn lease_broken(&self) {
+        self.lease_breaks.add(1, Relaxed);
     }
 
     /// Counts a window of `bytes` staged into the CMB.
@@ -118,6 +125,7 @@ impl Stats {
             self.lock_drop_retries.load(Relaxed)
         )?;
         writeln!(f, "maps {}", self.maps.load(Relaxed))?;
+        writeln!(f, "lease_breaks {}", self.lease_breaks.load(Relaxed))?;
         writeln!(f, "windows_staged {}", self.windows_staged.load(Relaxed))?;
         writeln!(f, "windows_live {}", self.windows_live.load(Relaxed))?;
         writeln!(f, "bytes_staged {}", self.bytes_staged.load(Relaxed))?;

@@ -11,7 +11,7 @@
 use kernel::{fs::File, page::PAGE_SIZE, prelude::*, sync::aref::ARef};
 
 use crate::{
-    ffi::{self, CmbBuf},
+    ffi::{self, CmbBuf, LeaseRef},
     logic::reason::Reason,
     stats::STATS,
 };
@@ -23,8 +23,9 @@ pub(crate) enum State {
     /// Staged: `buf` holds the range's bytes.
     Ready {
         buf: CmbBuf,
-        /// Keeps the inode (the key) alive and allows revocation.
-        file: ARef<File>,
+        /// The inode's layout lease; keeps the file (hence the inode, the
+        /// key) alive and is how revocation finds the file.
+        lease: LeaseRef,
         refs: u32,
     },
     /// Refused by the slow path.
@@ -46,13 +47,17 @@ impl Slot {
         start: i64,
         pages: usize,
         buf: CmbBuf,
-        file: ARef<File>,
+        lease: LeaseRef,
     ) -> Self {
         Slot {
             inode,
             start,
             pages,
-            state: State::Ready { buf, file, refs: 0 },
+            state: State::Ready {
+                buf,
+                lease,
+                refs: 0,
+            },
         }
     }
 
@@ -187,20 +192,43 @@ pub(crate) fn evict_unclaimed() -> usize {
     n
 }
 
-/// Every staged window's file and byte range, for revocation.
-pub(crate) fn ranges() -> Result<KVec<(ARef<File>, i64, usize)>> {
+/// The file and byte range of every staged window (of `inode` only, if
+/// given), for revocation.
+pub(crate) fn ranges(inode: Option<usize>) -> Result<KVec<(ARef<File>, i64, usize)>> {
     let reg = ffi::windows().lock();
     let mut v = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
-    for s in reg.iter() {
-        if let State::Ready { file, .. } = &s.state {
-            v.push((file.clone(), s.start, s.pages * PAGE_SIZE), GFP_ATOMIC)?;
+    for s in reg.iter().filter(|s| inode.is_none_or(|i| i == s.inode)) {
+        if let State::Ready { lease, .. } = &s.state {
+            v.push(
+                (lease.file().into(), s.start, s.pages * PAGE_SIZE),
+                GFP_ATOMIC,
+            )?;
         }
     }
     Ok(v)
 }
 
-/// Drops every slot (module exit, after revocation).
-pub(crate) fn drain() {
-    let all = core::mem::take(&mut *ffi::windows().lock());
-    drop(all);
+/// Drops every slot (of `inode` only, if given): after revocation.
+pub(crate) fn drain(inode: Option<usize>) {
+    let mut gone = KVec::new();
+    {
+        let mut reg = ffi::windows().lock();
+        let mut i = 0;
+        while i < reg.len() {
+            if inode.is_none_or(|ino| ino == reg[i].inode) {
+                match reg.remove(i) {
+                    Ok(slot) => {
+                        // On allocation failure the slot is dropped right
+                        // here: its drop does not sleep (lease put and
+                        // p2pmem free are atomic-safe).
+                        let _ = gone.push(slot, GFP_ATOMIC);
+                    }
+                    Err(_) => break,
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    drop(gone);
 }

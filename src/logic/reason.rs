@@ -53,11 +53,14 @@ pub enum Reason {
     CmbFull,
     /// Reading the blocks into the CMB failed.
     ReadFailed,
+    /// The inode's layout lease is being broken (its block map is about to
+    /// change): try again later.
+    LeaseBroken,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -77,6 +80,7 @@ impl Reason {
         Reason::MapBlocksFailed,
         Reason::CmbFull,
         Reason::ReadFailed,
+        Reason::LeaseBroken,
     ];
 
     /// Number of reasons.
@@ -104,6 +108,7 @@ impl Reason {
             Reason::MapBlocksFailed => "map_blocks_failed",
             Reason::CmbFull => "cmb_full",
             Reason::ReadFailed => "read_failed",
+            Reason::LeaseBroken => "lease_broken",
         }
     }
 
@@ -119,6 +124,7 @@ impl Reason {
             | Reason::NoBlockOps
             | Reason::ExtentUnsupported => EOPNOTSUPP,
             Reason::PrivateWritable => EACCES,
+            Reason::LeaseBroken => EBUSY,
             Reason::NoP2pProvider => ENODEV,
             Reason::PastEof => EINVAL,
             Reason::Reflinked => ENXIO,

@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -383,6 +385,84 @@ TEST_F(importer, provider_drops_mmap_lock_and_caller_retries)
 	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * write() breaks the layout lease p2pmap holds while it has windows of the
+ * inode: the device mapping is revoked before the write completes (and well
+ * before the 45 s lease-break timeout); a fresh MAP sees the new bytes.
+ */
+TEST_F(importer, write_revokes_through_the_layout_lease)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_status st = { 0 };
+	uint64_t breaks = p2pmap_stat("lease_breaks");
+	char buf[4096], data[4096];
+	double t;
+	int fd;
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	ASSERT_EQ(P2PMAP_PATH_P2P, m.path);
+	memset(data, 0x3c, sizeof(data));
+	fd = open(self->path, O_WRONLY);
+	ASSERT_LE(0, fd);
+	t = now_s();
+	ASSERT_EQ((ssize_t)sizeof(data), pwrite(fd, data, sizeof(data), 4096));
+	t = now_s() - t;
+	TH_LOG("write() with a live device mapping took %.3f s", t);
+	EXPECT_LT(t, 10.0);
+	EXPECT_EQ(breaks + 1, p2pmap_stat("lease_breaks"));
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(-1, importer_read(self->dev, m.handle, 4096, 16, buf));
+	EXPECT_EQ(ESTALE, errno);
+	ASSERT_EQ(0, fsync(fd));
+	close(fd);
+	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 4096, sizeof(buf), buf));
+	EXPECT_EQ(0, memcmp(buf, data, sizeof(data)));
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 8192, 100, buf));
+	EXPECT_EQ(0, check_pattern(buf, 8192, 100, 7));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+}
+
+/* Punching a hole revokes too; the remapped range reads zeros there. */
+TEST_F(importer, hole_punch_revokes)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_status st = { 0 };
+	char buf[4096];
+	int fd, i;
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	fd = open(self->path, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 * 4096, 4096));
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	memset(buf, 0xee, sizeof(buf));
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 2 * 4096, sizeof(buf), buf));
+	for (i = 0; i < (int)sizeof(buf); i++)
+		if (buf[i])
+			break;
+	EXPECT_EQ((int)sizeof(buf), i);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	close(fd);
 }
 
 /* munmap fires the interval notifier: the handle is revoked, READ says ESTALE. */

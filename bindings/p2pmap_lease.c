@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * FL_LAYOUT leases for p2pmap (model: fs/nfsd/nfs4layouts.c).
+ *
+ * While p2pmap holds CMB windows of an inode it holds one layout lease on
+ * it. Whatever changes the inode's block map (XFS: truncate, hole punch,
+ * fallocate, reflink, write()) breaks the lease first; lm_break runs under
+ * the lease spinlock, so it only queues work. The work asks p2pmap (Rust,
+ * p2pmap_rust_lease_broken()) to revoke every window of the inode; the
+ * windows drop their lease references as they go, and the last one queues
+ * the release, which lets the breaker proceed.
+ */
+#include <linux/file.h>
+#include <linux/filelock.h>
+#include <linux/fs.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+
+#include "p2pmap_shim.h"
+
+struct p2pmap_lease {
+	struct list_head list;		/* p2pmap_leases, under p2pmap_lease_lock */
+	struct inode *inode;		/* key; pinned by @file */
+	struct file *file;		/* our reference */
+	unsigned int refs;		/* windows holding the lease */
+	bool broken;			/* lm_break ran: take no new reference */
+	struct work_struct break_work;
+	struct work_struct release_work;
+};
+
+static LIST_HEAD(p2pmap_leases);
+static DEFINE_SPINLOCK(p2pmap_lease_lock);
+static struct workqueue_struct *p2pmap_wq;
+
+static void p2pmap_lease_break_fn(struct work_struct *work)
+{
+	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, break_work);
+
+	p2pmap_rust_lease_broken(l->file);
+}
+
+static void p2pmap_lease_release_fn(struct work_struct *work)
+{
+	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, release_work);
+	void *owner = l;
+
+	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
+	/* A break queued before the release must not run on freed memory. */
+	cancel_work_sync(&l->break_work);
+	fput(l->file);
+	kfree(l);
+}
+
+static bool p2pmap_lm_break(struct file_lease *fl)
+{
+	struct p2pmap_lease *l = fl->c.flc_owner;
+	unsigned long flags;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	if (!l->broken) {
+		l->broken = true;
+		queue_work(p2pmap_wq, &l->break_work);
+	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	/* false: the breaker waits until we release the lease */
+	return false;
+}
+
+static int p2pmap_lm_change(struct file_lease *onlist, int arg,
+			    struct list_head *dispose)
+{
+	return lease_modify(onlist, arg, dispose);
+}
+
+static int p2pmap_lm_open_conflict(struct file *filp, int arg)
+{
+	return 0;
+}
+
+static const struct lease_manager_operations p2pmap_lm_ops = {
+	.lm_break = p2pmap_lm_break,
+	.lm_change = p2pmap_lm_change,
+	.lm_open_conflict = p2pmap_lm_open_conflict,
+};
+
+/* Caller holds p2pmap_lease_lock. */
+static struct p2pmap_lease *p2pmap_lease_find(struct inode *inode)
+{
+	struct p2pmap_lease *l;
+
+	list_for_each_entry(l, &p2pmap_leases, list)
+		if (l->inode == inode)
+			return l;
+	return NULL;
+}
+
+int p2pmap_lease_get(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+	struct p2pmap_lease *l, *new;
+	struct file_lease *fl;
+	unsigned long flags;
+	int ret;
+
+	might_sleep();
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	if (l) {
+		ret = l->broken ? -EBUSY : 0;
+		if (!ret)
+			l->refs++;
+		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+		return ret;
+	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+
+	new = kzalloc(sizeof(*new), GFP_KERNEL);
+	if (!new)
+		return -ENOMEM;
+	new->inode = inode;
+	new->file = get_file(file);
+	new->refs = 1;
+	INIT_WORK(&new->break_work, p2pmap_lease_break_fn);
+	INIT_WORK(&new->release_work, p2pmap_lease_release_fn);
+
+	fl = locks_alloc_lease();
+	if (!fl) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	fl->fl_lmops = &p2pmap_lm_ops;
+	fl->c.flc_flags = FL_LAYOUT;
+	fl->c.flc_type = F_RDLCK;
+	fl->c.flc_owner = new;
+	fl->c.flc_pid = current->tgid;
+	fl->c.flc_file = file;
+	ret = kernel_setlease(file, F_RDLCK, &fl, NULL);
+	if (fl)
+		locks_free_lease(fl);	/* not used (error, or merged) */
+	if (ret)
+		goto out_free;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	if (l) {
+		/* Lost a race with another window of the inode: use theirs. */
+		ret = l->broken ? -EBUSY : 0;
+		if (!ret)
+			l->refs++;
+		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+		queue_work(p2pmap_wq, &new->release_work);
+		return ret;
+	}
+	list_add(&new->list, &p2pmap_leases);
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return 0;
+
+out_free:
+	fput(new->file);
+	kfree(new);
+	return ret;
+}
+
+bool p2pmap_lease_broken(struct file *file)
+{
+	struct p2pmap_lease *l;
+	unsigned long flags;
+	bool broken;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(file_inode(file));
+	broken = !l || l->broken;
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return broken;
+}
+
+void p2pmap_lease_put(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+	struct p2pmap_lease *l;
+	unsigned long flags;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	if (l && !WARN_ON_ONCE(!l->refs) && !--l->refs) {
+		list_del(&l->list);
+		queue_work(p2pmap_wq, &l->release_work);
+	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+}
+
+int p2pmap_lease_init(void)
+{
+	p2pmap_wq = alloc_workqueue("p2pmap", WQ_UNBOUND, 0);
+	return p2pmap_wq ? 0 : -ENOMEM;
+}
+
+void p2pmap_lease_exit(void)
+{
+	/* Every lease was put (windows drained): wait for their release. */
+	destroy_workqueue(p2pmap_wq);
+}
