@@ -32,6 +32,7 @@ struct p2pmap_lease {
 static LIST_HEAD(p2pmap_leases);
 static DEFINE_SPINLOCK(p2pmap_lease_lock);
 static struct workqueue_struct *p2pmap_wq;
+static bool p2pmap_lease_exiting;	/* under p2pmap_lease_lock */
 
 static void p2pmap_lease_break_fn(struct work_struct *work)
 {
@@ -60,7 +61,9 @@ static bool p2pmap_lm_break(struct file_lease *fl)
 	spin_lock_irqsave(&p2pmap_lease_lock, flags);
 	if (!l->broken) {
 		l->broken = true;
-		queue_work(p2pmap_wq, &l->break_work);
+		/* At exit every window is being revoked anyway. */
+		if (!p2pmap_lease_exiting)
+			queue_work(p2pmap_wq, &l->break_work);
 	}
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	/* false: the breaker waits until we release the lease */
@@ -119,7 +122,17 @@ int p2pmap_lease_get(struct file *file)
 	if (!new)
 		return -ENOMEM;
 	new->inode = inode;
-	new->file = get_file(file);
+	/*
+	 * The lease lives on a file of our own: releasing a lease resets the
+	 * F_SETOWN/F_SETSIG state of its file (lease_modify()), which must not
+	 * be the user's (nfsd leases its own nfsd_file too).
+	 */
+	new->file = dentry_open(&file->f_path, O_RDONLY | O_LARGEFILE, file->f_cred);
+	if (IS_ERR(new->file)) {
+		ret = PTR_ERR(new->file);
+		kfree(new);
+		return ret;
+	}
 	new->refs = 1;
 	INIT_WORK(&new->break_work, p2pmap_lease_break_fn);
 	INIT_WORK(&new->release_work, p2pmap_lease_release_fn);
@@ -134,8 +147,8 @@ int p2pmap_lease_get(struct file *file)
 	fl->c.flc_type = F_RDLCK;
 	fl->c.flc_owner = new;
 	fl->c.flc_pid = current->tgid;
-	fl->c.flc_file = file;
-	ret = kernel_setlease(file, F_RDLCK, &fl, NULL);
+	fl->c.flc_file = new->file;
+	ret = kernel_setlease(new->file, F_RDLCK, &fl, NULL);
 	if (fl)
 		locks_free_lease(fl);	/* not used (error, or merged) */
 	if (ret)
@@ -198,6 +211,11 @@ int p2pmap_lease_init(void)
 
 void p2pmap_lease_exit(void)
 {
+	unsigned long flags;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	p2pmap_lease_exiting = true;
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	/* Every lease was put (windows drained): wait for their release. */
 	destroy_workqueue(p2pmap_wq);
 }

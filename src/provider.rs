@@ -170,10 +170,15 @@ fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<
 /// device access and call `device_unmap` before this returns), then frees
 /// whatever is left. No p2pmap lock is held across `unmap_mapping_range`.
 fn revoke(inode: Option<usize>) {
-    if let Ok(ranges) = windows::ranges(inode) {
-        for (file, start, len) in ranges.iter() {
-            ffi::revoke_file_range(file, *start, *len);
+    match windows::start_revoking(inode) {
+        Ok(ranges) => {
+            for (file, start, len) in ranges.iter() {
+                ffi::revoke_file_range(file, *start, *len);
+            }
         }
+        // Out of memory: nothing could be revoked now; the windows keep the
+        // lease, and the breaker waits for the lease-break timeout.
+        Err(_) => pr_warn!("revocation could not list windows (out of memory)\n"),
     }
     windows::drain(inode);
 }

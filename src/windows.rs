@@ -27,6 +27,8 @@ pub(crate) enum State {
         /// key) alive and is how revocation finds the file.
         lease: LeaseRef,
         refs: u32,
+        /// Being revoked (lease broken): no new reference is handed out.
+        revoking: bool,
     },
     /// Refused by the slow path.
     Refused(Reason),
@@ -57,6 +59,7 @@ impl Slot {
                 buf,
                 lease,
                 refs: 0,
+                revoking: false,
             },
         }
     }
@@ -99,7 +102,9 @@ const MAX_UNCLAIMED: usize = 8;
 pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(), Reason>> {
     let pages = pa.len();
     let mut reg = ffi::windows().lock();
-    let i = reg.iter().position(|s| s.is(inode, start, pages))?;
+    let i = reg.iter().position(|s| {
+        s.is(inode, start, pages) && !matches!(s.state, State::Ready { revoking: true, .. })
+    })?;
     let refused = match &mut reg[i].state {
         State::Ready { buf, refs, .. } => {
             *refs += 1;
@@ -120,10 +125,18 @@ pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(
 /// Publishes what the slow path found for a range, replacing older
 /// unclaimed slots for it and evicting the oldest unclaimed slots beyond
 /// [`MAX_UNCLAIMED`].
-pub(crate) fn publish(slot: Slot) -> Result {
+pub(crate) fn publish(mut slot: Slot) -> Result {
     let mut evicted = KVec::new();
+    let mut discarded = None;
     {
         let mut reg = ffi::windows().lock();
+        // Checked under the registry lock: lm_break marks the lease broken
+        // before it queues the revocation, which takes this lock to find the
+        // windows, so either we see the break here or it sees our window.
+        if matches!(&slot.state, State::Ready { lease, .. } if lease.broken()) {
+            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
+            discarded = Some(core::mem::replace(&mut slot, refused));
+        }
         let mut i = 0;
         while i < reg.len() {
             let stale = reg[i].unclaimed()
@@ -139,6 +152,7 @@ pub(crate) fn publish(slot: Slot) -> Result {
         reg.push(slot, GFP_ATOMIC)?;
     }
     drop(evicted);
+    drop(discarded);
     Ok(())
 }
 
@@ -192,30 +206,54 @@ pub(crate) fn evict_unclaimed() -> usize {
     n
 }
 
-/// The file and byte range of every staged window (of `inode` only, if
-/// given), for revocation.
-pub(crate) fn ranges(inode: Option<usize>) -> Result<KVec<(ARef<File>, i64, usize)>> {
-    let reg = ffi::windows().lock();
-    let mut v = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
-    for s in reg.iter().filter(|s| inode.is_none_or(|i| i == s.inode)) {
-        if let State::Ready { lease, .. } = &s.state {
-            v.push(
-                (lease.file().into(), s.start, s.pages * PAGE_SIZE),
-                GFP_ATOMIC,
-            )?;
+/// Marks every staged window (of `inode` only, if given) as revoking, so
+/// that no new reference is handed out, and returns their files and byte
+/// ranges for revocation.
+pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<(ARef<File>, i64, usize)>> {
+    // Allocate outside the lock (a revocation must not fail for lack of
+    // atomic memory); retry if windows were added meanwhile.
+    loop {
+        let n = ffi::windows().lock().len();
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut reg = ffi::windows().lock();
+        if reg.len() > n {
+            continue;
         }
+        for s in reg
+            .iter_mut()
+            .filter(|s| inode.is_none_or(|i| i == s.inode))
+        {
+            if let State::Ready {
+                lease, revoking, ..
+            } = &mut s.state
+            {
+                *revoking = true;
+                // Within capacity: cannot fail.
+                v.push(
+                    (lease.file().into(), s.start, s.pages * PAGE_SIZE),
+                    GFP_ATOMIC,
+                )?;
+            }
+        }
+        return Ok(v);
     }
-    Ok(v)
 }
 
-/// Drops every slot (of `inode` only, if given): after revocation.
+/// After revocation: drops the slots of `inode` that no importer maps any
+/// more (the others go with their last `device_unmap`), or, with `None`
+/// (module exit, provider already unregistered, importers invalidated),
+/// every slot.
 pub(crate) fn drain(inode: Option<usize>) {
     let mut gone = KVec::new();
     {
         let mut reg = ffi::windows().lock();
         let mut i = 0;
         while i < reg.len() {
-            if inode.is_none_or(|ino| ino == reg[i].inode) {
+            let take = match inode {
+                None => true,
+                Some(ino) => ino == reg[i].inode && reg[i].unclaimed(),
+            };
+            if take {
                 match reg.remove(i) {
                     Ok(slot) => {
                         // On allocation failure the slot is dropped right
