@@ -758,4 +758,76 @@ TEST(cmb_full_refuses_until_space_is_freed)
 	close(dev);
 }
 
+/* One worker of the stress test: 0 on success, else the failing step. */
+static int stress_worker(int id, int rounds)
+{
+	const size_t size = 8 * 4096;
+	char path[256], buf[4096];
+	int dev = open_importer();
+	int r;
+
+	if (dev < 0)
+		return 100;
+	snprintf(path, sizeof(path), XFS_DIR "/stress.%d.%d", getpid(), id);
+	for (r = 0; r < rounds; r++) {
+		unsigned int seed = id * 1000 + r;
+		struct p2pmap_status st = { 0 };
+		struct p2pmap_map m;
+		void *p;
+		int fd;
+
+		if (make_pattern_file(path, size, seed))
+			return 1;
+		fd = open(path, O_RDONLY);
+		p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (fd < 0 || p == MAP_FAILED)
+			return 2;
+		m = map_req(p, size, 0);
+		if (ioctl(dev, P2PMAP_IOC_MAP, &m))
+			return 3;
+		/* whatever the path, the bytes are this round's */
+		if (importer_read(dev, m.handle, (r % 8) * 4096, sizeof(buf), buf) ||
+		    check_pattern(buf, (r % 8) * 4096, sizeof(buf), seed))
+			return 4;
+		if (truncate(path, size / 2))
+			return 5;
+		st.handle = m.handle;
+		if (ioctl(dev, P2PMAP_IOC_STATUS, &st) || !st.revoked)
+			return 6;
+		if (!importer_read(dev, m.handle, 0, 16, buf) || errno != ESTALE)
+			return 7;
+		ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+		munmap(p, size);
+		close(fd);
+	}
+	unlink(path);
+	close(dev);
+	return 0;
+}
+
+/*
+ * Several processes map, read (verified), truncate (revoked) and rewrite
+ * their files concurrently, for a fixed number of rounds.
+ */
+TEST(stress_map_truncate_rewrite)
+{
+	const int workers = 3, rounds = 12;
+	pid_t pids[3];
+	int i, status;
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	for (i = 0; i < workers; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (!pids[i])
+			_exit(stress_worker(i, rounds));
+	}
+	for (i = 0; i < workers; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("worker %d failed at step %d", i, WEXITSTATUS(status));
+	}
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+}
+
 TEST_HARNESS_MAIN
