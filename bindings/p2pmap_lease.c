@@ -98,25 +98,37 @@ static struct p2pmap_lease *p2pmap_lease_find(struct inode *inode)
 	return NULL;
 }
 
+/*
+ * Takes a reference on the inode's existing lease: true if there is one,
+ * with *ret 0, or -EBUSY while it is being broken.
+ */
+static bool p2pmap_lease_ref_existing(struct inode *inode, int *ret)
+{
+	struct p2pmap_lease *l;
+	unsigned long flags;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	if (l) {
+		*ret = l->broken ? -EBUSY : 0;
+		if (!*ret)
+			l->refs++;
+	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return l != NULL;
+}
+
 int p2pmap_lease_get(struct file *file)
 {
 	struct inode *inode = file_inode(file);
-	struct p2pmap_lease *l, *new;
+	struct p2pmap_lease *new;
 	struct file_lease *fl;
 	unsigned long flags;
 	int ret;
 
 	might_sleep();
-	spin_lock_irqsave(&p2pmap_lease_lock, flags);
-	l = p2pmap_lease_find(inode);
-	if (l) {
-		ret = l->broken ? -EBUSY : 0;
-		if (!ret)
-			l->refs++;
-		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	if (p2pmap_lease_ref_existing(inode, &ret))
 		return ret;
-	}
-	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 
 	new = kzalloc(sizeof(*new), GFP_KERNEL);
 	if (!new)
@@ -155,19 +167,17 @@ int p2pmap_lease_get(struct file *file)
 		goto out_free;
 
 	spin_lock_irqsave(&p2pmap_lease_lock, flags);
-	l = p2pmap_lease_find(inode);
-	if (l) {
-		/* Lost a race with another window of the inode: use theirs. */
-		ret = l->broken ? -EBUSY : 0;
-		if (!ret)
-			l->refs++;
+	if (!p2pmap_lease_find(inode)) {
+		list_add(&new->list, &p2pmap_leases);
 		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-		queue_work(p2pmap_wq, &new->release_work);
-		return ret;
+		return 0;
 	}
-	list_add(&new->list, &p2pmap_leases);
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-	return 0;
+	/* Lost a race with another window of the inode: use theirs. */
+	queue_work(p2pmap_wq, &new->release_work);
+	if (p2pmap_lease_ref_existing(inode, &ret))
+		return ret;
+	return -EBUSY;	/* theirs went away meanwhile: let the caller retry */
 
 out_free:
 	fput(new->file);

@@ -30,9 +30,10 @@ impl Provider for P2pProvider {
     fn map(call: MapCall<'_>) -> Result<(), MapFailure> {
         STATS.map_called();
         let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
-        let nvme = check_path(&call).map_err(|r| STATS.refuse(r))?;
         let (start, _) = call.file_range();
         let inode = call.file().map(|f| f.inode_key()).unwrap_or(0);
+        let staged = windows::is_staged(inode, start, call.pa().len());
+        let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
         if !STATS.take_injected_retry() {
             // Fast path, under the caller's mmap_lock.
             match windows::claim(inode, start, call.pa()) {
@@ -91,8 +92,10 @@ impl Provider for P2pProvider {
 /// The filesystem and block-device vetoes, in the order the seed proposal
 /// gives them: the filesystem (block ops), the block device (a published
 /// CMB reachable from the importer), then the page cache. Returns the NVMe
-/// function whose CMB will hold the window.
-fn check_path(call: &ValidMapCall<'_>) -> Result<PciDevRef, Reason> {
+/// function whose CMB will hold the window. With `staged` (a window of the
+/// range exists, so the CMB was found published when it was staged), the
+/// costly search for the published P2P provider is skipped.
+fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason> {
     // A file vma always has a file; treat anything else like ext4.
     let file = call.file().ok_or(Reason::NoBlockOps)?;
     if file.is_dax() {
@@ -102,7 +105,7 @@ fn check_path(call: &ValidMapCall<'_>) -> Result<PciDevRef, Reason> {
         return Err(Reason::NoBlockOps);
     }
     let nvme = file.pci_dev().ok_or(Reason::NoP2pProvider)?;
-    if !nvme.publishes_p2pmem() {
+    if !staged && !nvme.publishes_p2pmem() {
         return Err(Reason::NoP2pProvider);
     }
     nvme.p2p_distance(call.importer())

@@ -122,6 +122,20 @@ pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(
     Some(Err(refused))
 }
 
+/// Whether a window of exactly this range is staged and not being revoked.
+pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
+    ffi::windows().lock().iter().any(|s| {
+        s.is(inode, start, pages)
+            && matches!(
+                s.state,
+                State::Ready {
+                    revoking: false,
+                    ..
+                }
+            )
+    })
+}
+
 /// Publishes what the slow path found for a range, replacing older
 /// unclaimed slots for it and evicting the oldest unclaimed slots beyond
 /// [`MAX_UNCLAIMED`].
