@@ -13,6 +13,7 @@
 #include <linux/file.h>
 #include <linux/filelock.h>
 #include <linux/fs.h>
+#include <linux/ktime.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
@@ -25,6 +26,7 @@ struct p2pmap_lease {
 	struct file *file;		/* our reference */
 	unsigned int refs;		/* windows holding the lease */
 	bool broken;			/* lm_break ran: take no new reference */
+	u64 break_ns;			/* ktime_get_ns() in lm_break, or 0 */
 	struct work_struct break_work;
 	struct work_struct release_work;
 };
@@ -38,7 +40,7 @@ static void p2pmap_lease_break_fn(struct work_struct *work)
 {
 	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, break_work);
 
-	p2pmap_rust_lease_broken(l->file);
+	p2pmap_rust_lease_broken(l->file, l->break_ns);
 }
 
 static void p2pmap_lease_release_fn(struct work_struct *work)
@@ -47,6 +49,9 @@ static void p2pmap_lease_release_fn(struct work_struct *work)
 	void *owner = l;
 
 	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
+	/* The breaker may go on now: that is the end of a revocation. */
+	if (l->break_ns)
+		p2pmap_rust_lease_released(ktime_get_ns() - l->break_ns);
 	/* A break queued before the release must not run on freed memory. */
 	cancel_work_sync(&l->break_work);
 	fput(l->file);
@@ -61,6 +66,7 @@ static bool p2pmap_lm_break(struct file_lease *fl)
 	spin_lock_irqsave(&p2pmap_lease_lock, flags);
 	if (!l->broken) {
 		l->broken = true;
+		l->break_ns = ktime_get_ns();
 		/* At exit every window is being revoked anyway. */
 		if (!p2pmap_lease_exiting)
 			queue_work(p2pmap_wq, &l->break_work);
@@ -215,7 +221,11 @@ void p2pmap_lease_put(struct file *file)
 
 int p2pmap_lease_init(void)
 {
-	p2pmap_wq = alloc_workqueue("p2pmap", WQ_UNBOUND, 0);
+	/*
+	 * Revocation must not wait behind CPU-bound tasks: the breaker
+	 * (truncate, write) sleeps until the lease is released.
+	 */
+	p2pmap_wq = alloc_workqueue("p2pmap", WQ_UNBOUND | WQ_HIGHPRI, 0);
 	return p2pmap_wq ? 0 : -ENOMEM;
 }
 

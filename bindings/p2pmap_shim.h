@@ -115,6 +115,12 @@ void p2pmap_lease_put(struct file *file);
 int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);
 /* Implemented in Rust: revoke every window of the file's inode. */
-void p2pmap_rust_lease_broken(struct file *file);
+void p2pmap_rust_lease_broken(struct file *file, u64 break_ns);
+void p2pmap_rust_lease_released(u64 since_break_ns);
+
+/* PCI driver unbind notifications (NVMe removal), see p2pmap_shim.c. */
+int p2pmap_pci_notifier_register(void);
+void p2pmap_pci_notifier_unregister(void);
+void p2pmap_rust_device_unbind(struct pci_dev *pdev);
 
 #endif /* P2PMAP_SHIM_H */

@@ -375,19 +375,36 @@ impl Drop for LeaseRef {
 }
 
 /// Called by p2pmap_lease.c, in process context (a work item), when the
-/// layout lease of `file`'s inode is broken.
+/// layout lease of `file`'s inode is broken; `break_ns` is when
+/// (`ktime_get_ns()` in `lm_break`).
 ///
 /// # Safety
 ///
 /// `file` is a live file the caller holds a reference on.
 #[no_mangle]
-unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file) {
+unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file, break_ns: u64) {
     // SAFETY: the lease code holds a reference on `file` while its break
     // work can run.
     let file = unsafe { File::from_raw_file(file) };
     // SAFETY: as above.
     let inode = unsafe { ext::p2pmap_file_inode(file.as_ptr()) } as usize;
-    crate::provider::revoke_inode(inode);
+    crate::provider::revoke_inode(inode, break_ns);
+}
+
+/// Called by p2pmap_lease.c (a work item) right after a broken layout lease
+/// was released, `ns` after its break.
+#[no_mangle]
+extern "C" fn p2pmap_rust_lease_released(ns: u64) {
+    crate::stats::STATS.lease_released(ns);
+}
+
+/// `ktime_get_ns()`: CLOCK_MONOTONIC, the clock the lease code stamps
+/// breaks with.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: ktime_get() may be called from any context once timekeeping
+    // is up (long before modules load).
+    let t = unsafe { bindings::ktime_get() };
+    u64::try_from(t).unwrap_or(0)
 }
 
 /// Sets up the lease machinery (its workqueue). Module init.
@@ -484,6 +501,11 @@ impl CmbBuf {
     pub(crate) fn size(&self) -> usize {
         self.size
     }
+
+    /// The NVMe function whose CMB holds the window ([`PciDevRef::key`]).
+    pub(crate) fn device_key(&self) -> usize {
+        self.nvme.key()
+    }
 }
 
 impl Drop for CmbBuf {
@@ -501,6 +523,11 @@ impl Drop for CmbBuf {
 pub(crate) struct PciDevRef(NonNull<bindings::pci_dev>);
 
 impl PciDevRef {
+    /// Identity of the function (its address), to compare devices.
+    pub(crate) fn key(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// Whether this function publishes P2P memory (its CMB): the closest
     /// published provider to the function itself is the function.
     /// Model: how nvmet picks a CMB, `pci_p2pmem_find_many()`.
@@ -695,6 +722,42 @@ impl Drop for ProviderRegistration {
         // runs from the hook.
         unsafe { ext::device_map_unregister_provider(self.vtable) };
     }
+}
+
+/// The PCI bus notifier that revokes the windows of an NVMe function before
+/// its driver unbinds (hot-unplug, `remove`, unbind).
+///
+/// # Invariants
+///
+/// The notifier is registered; `Drop` unregisters it.
+pub(crate) struct PciUnbindNotifier(());
+
+impl PciUnbindNotifier {
+    /// Registers the notifier on `pci_bus_type`.
+    pub(crate) fn register() -> Result<Self> {
+        // SAFETY: the notifier block is a static of p2pmap_shim.c, registered
+        // once; `Drop` unregisters it before the module's code goes away.
+        to_result(unsafe { ext::p2pmap_pci_notifier_register() })?;
+        // INVARIANT: registered just above.
+        Ok(Self(()))
+    }
+}
+
+impl Drop for PciUnbindNotifier {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); this waits for a callback in
+        // flight.
+        unsafe { ext::p2pmap_pci_notifier_unregister() };
+    }
+}
+
+/// Called by the PCI bus notifier (process context, may sleep, the device
+/// lock of `pdev` held) before `pdev` is unbound from its driver.
+#[no_mangle]
+extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
+    // Only the address is used, as the key windows record their CMB's
+    // function by (`PciDevRef::key`).
+    crate::provider::revoke_device(pdev as usize);
 }
 
 /// `unmap_mapping_range()` of a file byte range: every mm that maps it is

@@ -32,6 +32,7 @@ module! {
 /// waits for calls in flight) before debugfs goes away.
 struct P2pMap {
     provider: Option<ffi::ProviderRegistration>,
+    pci_notifier: Option<ffi::PciUnbindNotifier>,
     _debugfs: stats::Debugfs,
 }
 
@@ -40,13 +41,27 @@ impl kernel::Module for P2pMap {
         ffi::check_layouts()?;
         ffi::init_windows();
         ffi::lease_init()?;
-        let debugfs = stats::Debugfs::new()?;
-        let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
-        pr_info!("loaded, device_map provider registered\n");
-        Ok(P2pMap {
-            provider: Some(provider),
-            _debugfs: debugfs,
-        })
+        let registered = (|| {
+            let debugfs = stats::Debugfs::new()?;
+            let pci_notifier = ffi::PciUnbindNotifier::register()?;
+            let provider = ffi::ProviderRegistration::register::<provider::P2pProvider>()?;
+            Ok(P2pMap {
+                provider: Some(provider),
+                pci_notifier: Some(pci_notifier),
+                _debugfs: debugfs,
+            })
+        })();
+        match registered {
+            Ok(m) => {
+                pr_info!("loaded, device_map provider registered\n");
+                Ok(m)
+            }
+            Err(e) => {
+                // Nothing was staged: only the lease workqueue to undo.
+                ffi::lease_exit();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -57,6 +72,8 @@ impl Drop for P2pMap {
         // ones: importers stop device access in their notifiers before
         // unmap_mapping_range returns, and the windows are freed.
         drop(self.provider.take());
+        // No device removal runs from here on: revoke_all() covers them.
+        drop(self.pci_notifier.take());
         provider::revoke_all();
         ffi::lease_exit();
     }

@@ -18,7 +18,7 @@ use crate::{
         self, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider, SlowPath, UnmapCall,
         ValidMapCall,
     },
-    logic::reason::Reason,
+    logic::{reason::Reason, revoke::Cause},
     stats::STATS,
     windows::{self, Slot},
 };
@@ -54,6 +54,7 @@ impl Provider for P2pProvider {
         // Slow path: map_blocks takes i_rwsem, which nests outside
         // mmap_lock. Leave the caller's lock, stage, and have it retry.
         let pages = call.pa().len();
+        let gen = windows::removal_gen();
         let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
         // The lease first: a block-map change from here on breaks it, and a
         // window staged under a broken lease is thrown away.
@@ -69,7 +70,7 @@ impl Provider for P2pProvider {
             },
         };
         // If publishing fails (no memory), the retry simply stages again.
-        let _ = windows::publish(slot);
+        let _ = windows::publish(slot, gen);
         STATS.lock_dropped();
         Err(MapFailure::Retry(slow.retry()))
     }
@@ -128,14 +129,7 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
-    let buf = match CmbBuf::alloc(nvme, len) {
-        Some(buf) => buf,
-        // Reclaim windows nobody maps, then try once more.
-        None if windows::evict_unclaimed() > 0 => {
-            CmbBuf::alloc(nvme, len).ok_or(Reason::CmbFull)?
-        }
-        None => return Err(Reason::CmbFull),
-    };
+    let buf = alloc_window(nvme, len)?;
     let mut off = 0usize;
     while off < len {
         let pos = start + off as i64;
@@ -168,35 +162,106 @@ fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<
     Ok(buf)
 }
 
-/// Revokes windows (of `inode` only, if given): invalidates each window's
-/// file range in every mm that maps it (the importers' notifiers stop
-/// device access and call `device_unmap` before this returns), then frees
-/// whatever is left. No p2pmap lock is held across `unmap_mapping_range`.
-fn revoke(inode: Option<usize>) {
-    match windows::start_revoking(inode) {
+/// Revokes the windows `ranges` lists (already marked revoking): invalidates
+/// each window's file range in every mm that maps it (the importers'
+/// notifiers stop device access and call `device_unmap` before
+/// `unmap_mapping_range` returns), and counts the revocation for `cause`,
+/// timed from `start_ns`. No p2pmap lock is held across
+/// `unmap_mapping_range`. Returns how many windows were revoked.
+fn revoke(ranges: Result<KVec<windows::Revoked>>, cause: Cause, start_ns: u64) -> usize {
+    match ranges {
         Ok(ranges) => {
             for (file, start, len) in ranges.iter() {
                 ffi::revoke_file_range(file, *start, *len);
             }
+            if !ranges.is_empty() || cause == Cause::LeaseBreak {
+                let quiesce = ffi::now_ns().saturating_sub(start_ns);
+                STATS.revoked(cause, ranges.len(), quiesce);
+            }
+            ranges.len()
         }
-        // Out of memory: nothing could be revoked now; the windows keep the
-        // lease, and the breaker waits for the lease-break timeout.
-        Err(_) => pr_warn!("revocation could not list windows (out of memory)\n"),
+        // Out of memory: nothing could be revoked now. For a lease break the
+        // windows keep the lease and the breaker waits for the lease-break
+        // timeout; the other causes drain what they must anyway.
+        Err(_) => {
+            pr_warn!("revocation could not list windows (out of memory)\n");
+            0
+        }
     }
-    windows::drain(inode);
 }
 
-/// Module exit, after the provider is unregistered: revoke everything.
+/// Module exit, after the provider is unregistered: revoke everything and
+/// free every window (importers were invalidated; a window still referenced
+/// belongs to an importer that ignored its notifier).
 pub(crate) fn revoke_all() {
-    revoke(None);
+    let t = ffi::now_ns();
+    revoke(windows::start_revoking(None), Cause::Unload, t);
+    windows::drain(None);
 }
 
-/// The layout lease of `inode` was broken (truncate, write, fallocate,
-/// reflink on XFS): revoke its windows; the last one releases the lease.
-pub(crate) fn revoke_inode(inode: usize) {
+/// The layout lease of `inode` was broken at `break_ns` (truncate, write,
+/// fallocate, reflink on XFS): revoke its windows; the last one releases
+/// the lease.
+pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
     STATS.lease_broken();
-    revoke(Some(inode));
+    revoke(windows::start_revoking(Some(inode)), Cause::LeaseBreak, break_ns);
+    windows::drain(Some(inode));
 }
+
+/// The NVMe function `dev` is about to be unbound from its driver (its CMB
+/// goes away with it): revoke every window it holds and free them all
+/// before returning. Context: process (bus notifier), may sleep.
+pub(crate) fn revoke_device(dev: usize) {
+    let t = ffi::now_ns();
+    let n = revoke(windows::start_revoking_device(dev), Cause::DeviceRemoval, t);
+    let stuck = windows::drain_device(dev);
+    if n > 0 {
+        pr_info!("revoked {n} windows of a CMB being removed\n");
+    }
+    if stuck > 0 {
+        pr_warn!("{stuck} windows were still mapped after revocation; freed anyway\n");
+    }
+}
+
+/// CMB pressure: revokes least recently used windows that importers still
+/// map in `nvme`'s CMB, about `bytes` of them. Returns whether any was.
+fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
+    let t = ffi::now_ns();
+    revoke(
+        windows::start_revoking_lru(nvme.key(), bytes),
+        Cause::CmbPressure,
+        t,
+    ) > 0
+}
+
+/// A CMB window of `len` bytes: if the CMB is full, reclaims the windows
+/// nobody maps, then revokes least recently used mapped ones (their
+/// importers map again later) and tries again.
+///
+/// Context: slow path; sleeps.
+fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
+    if let Some(buf) = CmbBuf::alloc(nvme, len) {
+        return Ok(buf);
+    }
+    if windows::evict_unclaimed() > 0 {
+        if let Some(buf) = CmbBuf::alloc(nvme, len) {
+            return Ok(buf);
+        }
+    }
+    // The pool may be fragmented: a few rounds, each revoking `len` more.
+    for _ in 0..PRESSURE_ROUNDS {
+        if !revoke_lru(nvme, len) {
+            break;
+        }
+        if let Some(buf) = CmbBuf::alloc(nvme, len) {
+            return Ok(buf);
+        }
+    }
+    Err(Reason::CmbFull)
+}
+
+/// Rounds of LRU revocation one allocation may do.
+const PRESSURE_ROUNDS: usize = 4;
 
 #[kunit_tests(p2pmap)]
 mod tests {

@@ -11,7 +11,10 @@ use kernel::{
     uaccess::UserSliceReader,
 };
 
-use crate::logic::reason::Reason;
+use crate::logic::{
+    reason::Reason,
+    revoke::{self, Cause, BUCKETS},
+};
 
 /// The module's counters.
 pub(crate) struct Stats {
@@ -25,6 +28,17 @@ pub(crate) struct Stats {
     bytes_staged: Atomic<u64>,
     cmb_bytes_used: Atomic<u64>,
     refused: [Atomic<u64>; Reason::COUNT],
+    /// Revocation events, by cause.
+    revocations: [Atomic<u64>; Cause::COUNT],
+    /// Windows revoked (all causes).
+    windows_revoked: Atomic<u64>,
+    /// Revocation start (lease break, CMB allocation failure, unload, unbind
+    /// notification) -> every importer mapping a revoked range quiesced
+    /// (`unmap_mapping_range` returned: the notifiers ran synchronously).
+    quiesce_us: [Atomic<u64>; BUCKETS],
+    /// Lease break (`lm_break`) -> the layout lease released, which lets the
+    /// breaker (truncate, write, ...) go on.
+    release_us: [Atomic<u64>; BUCKETS],
     /// Fault injection (debugfs `inject_retry`): the next N valid requests
     /// take the slow path (release mmap_lock, take i_rwsem, -EAGAIN).
     inject_retry: Atomic<u32>,
@@ -47,6 +61,10 @@ impl Stats {
             bytes_staged: Atomic::new(0),
             cmb_bytes_used: Atomic::new(0),
             refused: [const { Atomic::new(0) }; Reason::COUNT],
+            revocations: [const { Atomic::new(0) }; Cause::COUNT],
+            windows_revoked: Atomic::new(0),
+            quiesce_us: [const { Atomic::new(0) }; BUCKETS],
+            release_us: [const { Atomic::new(0) }; BUCKETS],
             inject_retry: Atomic::new(0),
         }
     }
@@ -90,6 +108,60 @@ impl Stats {
         self.windows_live.add(1u64.wrapping_neg(), Relaxed);
         self.cmb_bytes_used
             .add((bytes as u64).wrapping_neg(), Relaxed);
+    }
+
+    /// Counts a revocation of `windows` windows for `cause` whose importers
+    /// were quiesced `quiesce_ns` after it started.
+    pub(crate) fn revoked(&self, cause: Cause, windows: usize, quiesce_ns: u64) {
+        self.revocations[cause.index()].add(1, Relaxed);
+        self.windows_revoked.add(windows as u64, Relaxed);
+        self.quiesce_us[revoke::bucket(quiesce_ns / 1000)].add(1, Relaxed);
+    }
+
+    /// Counts a broken layout lease released `ns` after its break.
+    pub(crate) fn lease_released(&self, ns: u64) {
+        self.release_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
+    }
+
+    /// Revocations counted for `cause`.
+    pub(crate) fn revocations(&self, cause: Cause) -> u64 {
+        self.revocations[cause.index()].load(Relaxed)
+    }
+
+    /// Empties the latency histograms.
+    fn reset_latency(&self) {
+        for b in self.quiesce_us.iter() {
+            b.store(0, Relaxed);
+        }
+        for b in self.release_us.iter() {
+            b.store(0, Relaxed);
+        }
+    }
+
+    /// `revoke_latency`: percentiles and the non-empty buckets of each
+    /// histogram (`<name> <low_us> <high_us> <count>`, high `inf` for the
+    /// last bucket).
+    fn render_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, hist) in [("quiesce_us", &self.quiesce_us), ("release_us", &self.release_us)] {
+            let mut counts = [0u64; BUCKETS];
+            for (c, b) in counts.iter_mut().zip(hist.iter()) {
+                *c = b.load(Relaxed);
+            }
+            writeln!(f, "{name}_count {}", counts.iter().sum::<u64>())?;
+            for pct in [50u32, 90, 99, 100] {
+                let v = revoke::percentile(&counts, pct).unwrap_or(0);
+                writeln!(f, "{name}_p{pct} {v}")?;
+            }
+            for (i, &c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+                let high = revoke::bucket_high(i);
+                if high == u64::MAX {
+                    writeln!(f, "{name} {} inf {c}", revoke::bucket_low(i))?;
+                } else {
+                    writeln!(f, "{name} {} {high} {c}", revoke::bucket_low(i))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Consumes one injected retry, if any is pending.
@@ -138,6 +210,10 @@ impl Stats {
                 self.refused[r.index()].load(Relaxed)
             )?;
         }
+        for c in Cause::ALL {
+            writeln!(f, "revocations_{} {}", c.name(), self.revocations(c))?;
+        }
+        writeln!(f, "windows_revoked {}", self.windows_revoked.load(Relaxed))?;
         Ok(())
     }
 }
@@ -147,6 +223,7 @@ pub(crate) struct Debugfs {
     // Dropped before the directory.
     _stats: Pin<KBox<File<&'static Stats>>>,
     _inject: Pin<KBox<File<&'static Stats>>>,
+    _latency: Pin<KBox<File<&'static Stats>>>,
     _dir: Dir,
 }
 
@@ -175,9 +252,23 @@ impl Debugfs {
             ),
             GFP_KERNEL,
         )?;
+        // Reading shows the histograms; writing anything empties them.
+        let latency = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"revoke_latency",
+                &STATS,
+                &|s: &&'static Stats, f| s.render_latency(f),
+                &|s: &&'static Stats, _r: &mut UserSliceReader| {
+                    s.reset_latency();
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Debugfs {
             _stats: stats,
             _inject: inject,
+            _latency: latency,
             _dir: dir,
         })
     }

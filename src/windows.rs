@@ -8,7 +8,15 @@
 //! may run in non-blockable notifier context. Nothing that sleeps or frees a
 //! window runs under the lock: removed slots are dropped after unlocking.
 
-use kernel::{fs::File, page::PAGE_SIZE, prelude::*, sync::aref::ARef};
+use kernel::{
+    fs::File,
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{Atomic, Relaxed},
+    },
+};
 
 use crate::{
     ffi::{self, CmbBuf, LeaseRef},
@@ -39,8 +47,33 @@ pub(crate) struct Slot {
     inode: usize,
     start: i64,
     pages: usize,
+    /// Value of [`USE_CLOCK`] at the last claim: the LRU order for CMB
+    /// pressure.
+    last_use: u64,
     state: State,
 }
+
+/// Ticks at every claim (and publish).
+static USE_CLOCK: Atomic<u64> = Atomic::new(0);
+
+fn tick() -> u64 {
+    USE_CLOCK.add(1, Relaxed);
+    USE_CLOCK.load(Relaxed)
+}
+
+/// Bumped when an NVMe function starts going away. A slow path that staged
+/// across a bump may hold a buffer in a CMB already revoked: its window is
+/// discarded at publish instead (see [`start_revoking_device`]).
+static REMOVALS: Atomic<u64> = Atomic::new(0);
+
+/// The current removal generation, sampled before staging; pass it to
+/// [`publish`].
+pub(crate) fn removal_gen() -> u64 {
+    REMOVALS.load(Relaxed)
+}
+
+/// A revoked window's file and byte range, for `unmap_mapping_range`.
+pub(crate) type Revoked = (ARef<File>, i64, usize);
 
 impl Slot {
     /// A staged window for `pages` pages at file byte `start` of `inode`.
@@ -55,6 +88,7 @@ impl Slot {
             inode,
             start,
             pages,
+            last_use: tick(),
             state: State::Ready {
                 buf,
                 lease,
@@ -70,6 +104,7 @@ impl Slot {
             inode,
             start,
             pages,
+            last_use: 0,
             state: State::Refused(reason),
         }
     }
@@ -81,6 +116,29 @@ impl Slot {
     /// Not referenced by any importer: may be evicted.
     fn unclaimed(&self) -> bool {
         !matches!(self.state, State::Ready { refs, .. } if refs > 0)
+    }
+
+    /// Staged in the CMB of function `dev`.
+    fn on_device(&self, dev: usize) -> bool {
+        matches!(&self.state, State::Ready { buf, .. } if buf.device_key() == dev)
+    }
+
+    /// Referenced by importers and not being revoked: a CMB-pressure victim.
+    fn live(&self) -> bool {
+        matches!(self.state, State::Ready { refs, revoking: false, .. } if refs > 0)
+    }
+
+    /// Marks the window revoking and returns its file range.
+    fn revoke(&mut self) -> Option<Revoked> {
+        match &mut self.state {
+            State::Ready {
+                lease, revoking, ..
+            } => {
+                *revoking = true;
+                Some((lease.file().into(), self.start, self.pages * PAGE_SIZE))
+            }
+            State::Refused(_) => None,
+        }
     }
 }
 
@@ -105,6 +163,7 @@ pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(
     let i = reg.iter().position(|s| {
         s.is(inode, start, pages) && !matches!(s.state, State::Ready { revoking: true, .. })
     })?;
+    reg[i].last_use = tick();
     let refused = match &mut reg[i].state {
         State::Ready { buf, refs, .. } => {
             *refs += 1;
@@ -139,7 +198,7 @@ pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
 /// Publishes what the slow path found for a range, replacing older
 /// unclaimed slots for it and evicting the oldest unclaimed slots beyond
 /// [`MAX_UNCLAIMED`].
-pub(crate) fn publish(mut slot: Slot) -> Result {
+pub(crate) fn publish(mut slot: Slot, gen: u64) -> Result {
     let mut evicted = KVec::new();
     let mut discarded = None;
     {
@@ -149,6 +208,13 @@ pub(crate) fn publish(mut slot: Slot) -> Result {
         // windows, so either we see the break here or it sees our window.
         if matches!(&slot.state, State::Ready { lease, .. } if lease.broken()) {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
+            discarded = Some(core::mem::replace(&mut slot, refused));
+        }
+        // Same argument for a device removal: it bumps REMOVALS before it
+        // takes this lock to list the windows to revoke. The retry stages
+        // again, from a CMB that is still there or not at all.
+        if matches!(slot.state, State::Ready { .. }) && REMOVALS.load(Relaxed) != gen {
+            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::NoP2pProvider);
             discarded = Some(core::mem::replace(&mut slot, refused));
         }
         let mut i = 0;
@@ -220,10 +286,11 @@ pub(crate) fn evict_unclaimed() -> usize {
     n
 }
 
-/// Marks every staged window (of `inode` only, if given) as revoking, so
-/// that no new reference is handed out, and returns their files and byte
-/// ranges for revocation.
-pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<(ARef<File>, i64, usize)>> {
+/// Marks the staged windows that `pick` selects as revoking, so that no new
+/// reference is handed out, and returns their files and byte ranges for
+/// revocation. `pick` runs under the registry lock, over the slots in
+/// registry order, and returns whether to revoke a slot.
+fn start_revoking_with(mut pick: impl FnMut(&Slot) -> bool) -> Result<KVec<Revoked>> {
     // Allocate outside the lock (a revocation must not fail for lack of
     // atomic memory); retry if windows were added meanwhile.
     loop {
@@ -233,43 +300,98 @@ pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<(ARef<File>, i
         if reg.len() > n {
             continue;
         }
-        for s in reg
-            .iter_mut()
-            .filter(|s| inode.is_none_or(|i| i == s.inode))
-        {
-            if let State::Ready {
-                lease, revoking, ..
-            } = &mut s.state
-            {
-                *revoking = true;
-                // Within capacity: cannot fail.
-                v.push(
-                    (lease.file().into(), s.start, s.pages * PAGE_SIZE),
-                    GFP_ATOMIC,
-                )?;
+        for s in reg.iter_mut() {
+            if pick(s) {
+                if let Some(r) = s.revoke() {
+                    // Within capacity: cannot fail.
+                    v.push(r, GFP_ATOMIC)?;
+                }
             }
         }
         return Ok(v);
     }
 }
 
+/// Every staged window (of `inode` only, if given): see
+/// [`start_revoking_with`].
+pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
+    start_revoking_with(|s| inode.is_none_or(|i| i == s.inode))
+}
+
+/// Every window in the CMB of function `dev` (it is going away). Windows
+/// staged concurrently are discarded when they are published.
+pub(crate) fn start_revoking_device(dev: usize) -> Result<KVec<Revoked>> {
+    REMOVALS.add(1, Relaxed);
+    start_revoking_with(|s| s.on_device(dev))
+}
+
+/// CMB pressure: the least recently claimed windows that importers still map
+/// in the CMB of `dev`, at least `bytes` of them (or all there are).
+pub(crate) fn start_revoking_lru(dev: usize, bytes: usize) -> Result<KVec<Revoked>> {
+    // The oldest `last_use` such that the live windows at or before it add
+    // up to `bytes`; found under the lock, then used as the cut-off.
+    let cutoff = {
+        let reg = ffi::windows().lock();
+        let mut cands = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
+        for s in reg.iter().filter(|s| s.live() && s.on_device(dev)) {
+            cands.push((s.last_use, s.pages * PAGE_SIZE), GFP_ATOMIC)?;
+        }
+        drop(reg);
+        cands.sort_unstable_by_key(|c| c.0);
+        let mut sum = 0usize;
+        let mut cut = 0u64;
+        for (used, size) in cands.iter() {
+            cut = *used;
+            sum += size;
+            if sum >= bytes {
+                break;
+            }
+        }
+        cut
+    };
+    start_revoking_with(|s| s.live() && s.on_device(dev) && s.last_use <= cutoff)
+}
+
 /// After revocation: drops the slots of `inode` that no importer maps any
 /// more (the others go with their last `device_unmap`), or, with `None`
 /// (module exit, provider already unregistered, importers invalidated),
 /// every slot.
-pub(crate) fn drain(inode: Option<usize>) {
+pub(crate) fn drain(inode: Option<usize>) -> usize {
+    drain_with(|s| match inode {
+        None => true,
+        Some(ino) => ino == s.inode && s.unclaimed(),
+    })
+}
+
+/// After revoking the windows of function `dev`: drops every one of them,
+/// referenced or not (its CMB is about to go away; an importer that did not
+/// unmap from its notifier finds nothing to release later). Returns how
+/// many were still referenced.
+pub(crate) fn drain_device(dev: usize) -> usize {
+    let mut referenced = 0;
+    drain_with(|s| {
+        let take = s.on_device(dev);
+        if take && !s.unclaimed() {
+            referenced += 1;
+        }
+        take
+    });
+    referenced
+}
+
+/// Removes the slots `take` selects and drops them after unlocking. Returns
+/// how many were removed.
+fn drain_with(mut take: impl FnMut(&Slot) -> bool) -> usize {
     let mut gone = KVec::new();
+    let mut n = 0;
     {
         let mut reg = ffi::windows().lock();
         let mut i = 0;
         while i < reg.len() {
-            let take = match inode {
-                None => true,
-                Some(ino) => ino == reg[i].inode && reg[i].unclaimed(),
-            };
-            if take {
+            if take(&reg[i]) {
                 match reg.remove(i) {
                     Ok(slot) => {
+                        n += 1;
                         // On allocation failure the slot is dropped right
                         // here: its drop does not sleep (lease put and
                         // p2pmem free are atomic-safe).
@@ -283,4 +405,5 @@ pub(crate) fn drain(inode: Option<usize>) {
         }
     }
     drop(gone);
+    n
 }

@@ -6,3 +6,4 @@
 pub mod errno;
 pub mod reason;
 pub mod request;
+pub mod revoke;

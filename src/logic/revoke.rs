@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Why windows were revoked, and the latency histograms of revocation.
+//!
+//! Latencies are counted in power-of-two microsecond buckets: bucket 0 holds
+//! `[0, 2)` µs, bucket `i > 0` holds `[2^i, 2^(i+1))` µs and the last bucket
+//! everything from `2^(BUCKETS-1)` µs (about 67 s) up.
+
+/// What started a revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The inode's layout lease was broken (XFS: truncate, hole punch,
+    /// fallocate, reflink, `write()`).
+    LeaseBreak,
+    /// A `device_map` needed CMB space and revoked least recently used
+    /// windows still mapped by importers.
+    CmbPressure,
+    /// Module unload with live mappings.
+    Unload,
+    /// The NVMe function holding the CMB is being unbound from its driver
+    /// (hot-unplug, `remove`, driver unbind).
+    DeviceRemoval,
+}
+
+impl Cause {
+    /// Every cause, in the order shown in debugfs.
+    pub const ALL: [Cause; 4] = [
+        Cause::LeaseBreak,
+        Cause::CmbPressure,
+        Cause::Unload,
+        Cause::DeviceRemoval,
+    ];
+
+    /// Number of causes.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable name, as printed in debugfs (`revocations_<name>`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cause::LeaseBreak => "lease_break",
+            Cause::CmbPressure => "cmb_pressure",
+            Cause::Unload => "unload",
+            Cause::DeviceRemoval => "device_removal",
+        }
+    }
+
+    /// Position in [`Cause::ALL`], used to index counters.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Number of histogram buckets.
+pub const BUCKETS: usize = 27;
+
+/// The bucket of a latency of `us` microseconds.
+pub const fn bucket(us: u64) -> usize {
+    if us < 2 {
+        return 0;
+    }
+    let log = (63 - us.leading_zeros()) as usize;
+    if log >= BUCKETS {
+        BUCKETS - 1
+    } else {
+        log
+    }
+}
+
+/// Lowest latency (µs) of bucket `i`.
+pub const fn bucket_low(i: usize) -> u64 {
+    if i == 0 {
+        0
+    } else {
+        1u64 << i
+    }
+}
+
+/// Highest latency (µs, exclusive) of bucket `i`; `u64::MAX` for the last.
+pub const fn bucket_high(i: usize) -> u64 {
+    if i + 1 >= BUCKETS {
+        u64::MAX
+    } else {
+        1u64 << (i + 1)
+    }
+}
+
+/// The `pct`-th percentile (0..=100) of a histogram, as the upper bound of
+/// the bucket it falls in (an over-estimate by less than a factor of two);
+/// `None` if the histogram is empty. The last bucket reports its low bound.
+pub fn percentile(counts: &[u64; BUCKETS], pct: u32) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    // Rank of the sample (1-based, nearest-rank method).
+    let rank = (total * u64::from(pct.min(100))).div_ceil(100).max(1);
+    let mut seen = 0u64;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += c;
+        if seen >= rank {
+            return Some(if i + 1 == BUCKETS {
+                bucket_low(i)
+            } else {
+                bucket_high(i)
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_powers_of_two() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(1), 0);
+        assert_eq!(bucket(2), 1);
+        assert_eq!(bucket(3), 1);
+        assert_eq!(bucket(4), 2);
+        assert_eq!(bucket(1023), 9);
+        assert_eq!(bucket(1024), 10);
+        assert_eq!(bucket(u64::MAX), BUCKETS - 1);
+        for i in 0..BUCKETS {
+            assert_eq!(bucket(bucket_low(i)), i);
+            if i + 1 < BUCKETS {
+                assert_eq!(bucket(bucket_high(i) - 1), i);
+                assert_eq!(bucket_high(i), bucket_low(i + 1));
+            }
+        }
+    }
+
+    #[test]
+    fn percentiles() {
+        let mut h = [0u64; BUCKETS];
+        assert_eq!(percentile(&h, 50), None);
+        // 99 samples of 3 us, one of 5000 us.
+        h[bucket(3)] = 99;
+        h[bucket(5000)] = 1;
+        assert_eq!(percentile(&h, 50), Some(4));
+        assert_eq!(percentile(&h, 99), Some(4));
+        assert_eq!(percentile(&h, 100), Some(8192));
+        assert_eq!(percentile(&h, 0), Some(4));
+        h[BUCKETS - 1] = 1000;
+        assert_eq!(percentile(&h, 99), Some(bucket_low(BUCKETS - 1)));
+    }
+
+    #[test]
+    fn cause_names_are_unique() {
+        for (i, a) in Cause::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+            for b in &Cause::ALL[i + 1..] {
+                assert_ne!(a.name(), b.name());
+            }
+        }
+    }
+}
