@@ -18,6 +18,9 @@ CC_TEST ?= gcc
 SELFTEST_CFLAGS = -O2 -g -Wall -Werror -I$(KSRC)/tools/testing/selftests \
 	-Itests/include -static -pthread
 SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftests/*_test.c))
+# Not run by run-tests (no _test suffix): the unplug test removes the NVMe
+# (its own boot), the benchmark is `make bench`.
+SELFTESTS += build/bin/p2pmap_unplug build/bin/p2pmap_bench
 
 .PHONY: all build setup kernel module tools selftests host-test checkpatch check demo \
 	bench fmt fmt-check clippy clean
@@ -76,6 +79,9 @@ check:
 
 demo:
 	scripts/demo
+
+bench:
+	scripts/bench
 
 clean:
 	-$(KMAKE) M=$(CURDIR) clean

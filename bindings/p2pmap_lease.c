@@ -48,10 +48,14 @@ static void p2pmap_lease_release_fn(struct work_struct *work)
 	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, release_work);
 	void *owner = l;
 
-	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
-	/* The breaker may go on now: that is the end of a revocation. */
+	/*
+	 * The end of a revocation: the breaker goes on once the lease is
+	 * gone. Counted just before, so that the count is there when the
+	 * breaker returns to its caller.
+	 */
 	if (l->break_ns)
 		p2pmap_rust_lease_released(ktime_get_ns() - l->break_ns);
+	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
 	/* A break queued before the release must not run on freed memory. */
 	cancel_work_sync(&l->break_work);
 	fput(l->file);

@@ -84,13 +84,13 @@ static inline int importer_read(int dev, uint32_t handle, uint64_t off, uint64_t
 	return ioctl(dev, P2PMAP_IOC_READ, &rw);
 }
 
-/* A counter of /sys/kernel/debug/p2pmap/stats, or UINT64_MAX. */
-static inline uint64_t p2pmap_stat(const char *name)
+/* The value of the "@name value" line of @file, or UINT64_MAX. */
+static inline uint64_t debugfs_value(const char *file, const char *name)
 {
 	char line[256];
 	size_t n = strlen(name);
 	uint64_t val = UINT64_MAX;
-	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+	FILE *f = fopen(file, "r");
 
 	if (!f)
 		return val;
@@ -102,6 +102,18 @@ static inline uint64_t p2pmap_stat(const char *name)
 	}
 	fclose(f);
 	return val;
+}
+
+/* A counter of /sys/kernel/debug/p2pmap/stats, or UINT64_MAX. */
+static inline uint64_t p2pmap_stat(const char *name)
+{
+	return debugfs_value("/sys/kernel/debug/p2pmap/stats", name);
+}
+
+/* A value of /sys/kernel/debug/p2pmap/revoke_latency, or UINT64_MAX. */
+static inline uint64_t p2pmap_latency(const char *name)
+{
+	return debugfs_value("/sys/kernel/debug/p2pmap/revoke_latency", name);
 }
 
 /* Loads $P2PMAP_ROOT/p2pmap.ko unless it is loaded; 0 on success. */

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -702,17 +703,19 @@ TEST_F(importer, provider_unload_while_calling)
 
 
 /*
- * A window that does not fit in the 64 MiB CMB is refused (cmb_full, the
- * fallback serves); once the other window is unmapped it fits.
+ * CMB pressure: a window that does not fit next to a mapped one revokes the
+ * least recently used mapped window (its importer sees the revocation and
+ * maps again later, which in turn revokes the other).
  */
-TEST(cmb_full_refuses_until_space_is_freed)
+TEST(cmb_pressure_revokes_the_lru_window)
 {
 	const size_t big = 40 << 20;
 	char pa_path[256], pb_path[256];
 	int dev, fa, fb;
 	void *ma, *mb;
 	struct p2pmap_map a, b;
-	uint64_t refused;
+	struct p2pmap_status st = { 0 };
+	uint64_t pressure, refused;
 	char buf[64];
 
 	dev = open_importer();
@@ -734,21 +737,39 @@ TEST(cmb_full_refuses_until_space_is_freed)
 	a = map_req(ma, big, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &a));
 	EXPECT_EQ(big, p2pmap_stat("cmb_bytes_used"));
+	pressure = p2pmap_stat("revocations_cmb_pressure");
 	refused = p2pmap_stat("refused_cmb_full");
-	b = map_req(mb, big, P2PMAP_MAP_NO_FALLBACK);
-	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &b));
-	EXPECT_EQ(ENOSPC, errno);
-	EXPECT_EQ(refused + 1, p2pmap_stat("refused_cmb_full"));
-	/* the last page of the held window is still exact */
-	EXPECT_EQ(0, importer_read(dev, a.handle, big - sizeof(buf), sizeof(buf), buf));
-	EXPECT_EQ(0, check_pattern(buf, big - sizeof(buf), sizeof(buf), 11));
-	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &a.handle));
-	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+
+	/* B does not fit next to A: A (least recently used) is revoked */
 	b = map_req(mb, big, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &b));
-	EXPECT_EQ(0, importer_read(dev, b.handle, big / 2, sizeof(buf), buf));
-	EXPECT_EQ(0, check_pattern(buf, big / 2, sizeof(buf), 12));
+	EXPECT_EQ(P2PMAP_PATH_P2P, b.path);
+	EXPECT_EQ(pressure + 1, p2pmap_stat("revocations_cmb_pressure"));
+	EXPECT_EQ(refused, p2pmap_stat("refused_cmb_full"));
+	EXPECT_EQ(big, p2pmap_stat("cmb_bytes_used"));
+	st.handle = a.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mapped);
+	EXPECT_EQ(-1, importer_read(dev, a.handle, 0, sizeof(buf), buf));
+	EXPECT_EQ(ESTALE, errno);
+	EXPECT_EQ(0, importer_read(dev, b.handle, big - sizeof(buf), sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, big - sizeof(buf), sizeof(buf), 12));
+
+	/* A maps again, revoking B, and reads its own bytes */
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &a.handle));
+	a = map_req(ma, big, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &a));
+	EXPECT_EQ(pressure + 2, p2pmap_stat("revocations_cmb_pressure"));
+	st.handle = b.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, importer_read(dev, a.handle, big / 2, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, big / 2, sizeof(buf), 11));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &a.handle));
 	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &b.handle));
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	EXPECT_EQ(0, p2pmap_stat("windows_live"));
 	munmap(ma, big);
 	munmap(mb, big);
 	close(fa);
@@ -758,7 +779,125 @@ TEST(cmb_full_refuses_until_space_is_freed)
 	close(dev);
 }
 
-/* One worker of the stress test: 0 on success, else the failing step. */
+/* Maps all of @path (@size bytes) for the device; returns the handle or 0. */
+static uint32_t map_file(int dev, const char *path, size_t size, void **map, int *fd)
+{
+	struct p2pmap_map m;
+
+	*fd = open(path, O_RDONLY);
+	if (*fd < 0)
+		return 0;
+	posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED);
+	*map = mmap(NULL, size, PROT_READ, MAP_SHARED, *fd, 0);
+	if (*map == MAP_FAILED)
+		return 0;
+	m = map_req(*map, size, P2PMAP_MAP_NO_FALLBACK);
+	if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P)
+		return 0;
+	return m.handle;
+}
+
+/*
+ * A reflink involving a device-mapped file breaks its layout lease (XFS:
+ * xfs_ilock2_io_mmap() breaks the layouts of source and destination), so
+ * it revokes whether the file is the source or the destination. Its
+ * extents are shared afterwards: a fresh MAP is refused (reflinked) and the
+ * importer reads the new contents through the page cache.
+ */
+TEST(reflink_revokes_source_and_destination)
+{
+	const size_t size = 16384;
+	char src[256], dst[256];
+	uint64_t breaks, lease_revocations;
+	struct p2pmap_status st = { 0 };
+	struct p2pmap_map m;
+	int dev, fs, fd, wfd;
+	void *ms, *md;
+	uint32_t hs, hd;
+	char buf[4096];
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(src, sizeof(src), XFS_DIR "/rl_src.%d", getpid());
+	snprintf(dst, sizeof(dst), XFS_DIR "/rl_dst.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(src, size, 21));
+	ASSERT_EQ(0, make_pattern_file(dst, size, 22));
+	hs = map_file(dev, src, size, &ms, &fs);
+	hd = map_file(dev, dst, size, &md, &fd);
+	ASSERT_NE(0, hs);
+	ASSERT_NE(0, hd);
+	breaks = p2pmap_stat("lease_breaks");
+	lease_revocations = p2pmap_stat("revocations_lease_break");
+
+	/* clone src over dst: both mapped files are revoked */
+	wfd = open(dst, O_WRONLY);
+	ASSERT_LE(0, wfd);
+	ASSERT_EQ(0, ioctl(wfd, FICLONE, fs));
+	close(wfd);
+	EXPECT_EQ(breaks + 2, p2pmap_stat("lease_breaks"));
+	EXPECT_EQ(lease_revocations + 2, p2pmap_stat("revocations_lease_break"));
+	st.handle = hs;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	st.handle = hd;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(-1, importer_read(dev, hd, 0, 16, buf));
+	EXPECT_EQ(ESTALE, errno);
+
+	/* a fresh MAP of dst: shared extents, refused; the fallback reads src's bytes */
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &hd));
+	m = map_req(md, size, 0);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	EXPECT_EQ(-ENXIO, m.p2p_errno);
+	EXPECT_EQ(0, importer_read(dev, m.handle, 8192, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 8192, sizeof(buf), 21));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &hs));
+	EXPECT_EQ(0, p2pmap_stat("windows_live"));
+	munmap(ms, size);
+	munmap(md, size);
+	close(fs);
+	close(fd);
+	unlink(src);
+	unlink(dst);
+	close(dev);
+}
+
+/* Lease revocations are timed: debugfs revoke_latency counts them. */
+TEST(lease_revocation_is_timed)
+{
+	const size_t size = 8192;
+	char path[256];
+	void *map;
+	int dev, fd;
+	uint32_t h;
+	uint64_t q0, r0;
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/timed.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 3));
+	h = map_file(dev, path, size, &map, &fd);
+	ASSERT_NE(0, h);
+	q0 = p2pmap_latency("quiesce_us_count");
+	r0 = p2pmap_latency("release_us_count");
+	ASSERT_NE(UINT64_MAX, q0);
+	ASSERT_EQ(0, truncate(path, 0));
+	EXPECT_EQ(q0 + 1, p2pmap_latency("quiesce_us_count"));
+	EXPECT_EQ(r0 + 1, p2pmap_latency("release_us_count"));
+	EXPECT_LT(0, p2pmap_latency("release_us_p100"));
+	TH_LOG("lease break -> importers quiesced p100 <= %llu us, -> lease released p100 <= %llu us",
+	       (unsigned long long)p2pmap_latency("quiesce_us_p100"),
+	       (unsigned long long)p2pmap_latency("release_us_p100"));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &h));
+	munmap(map, size);
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
 static int stress_worker(int id, int rounds)
 {
 	const size_t size = 8 * 4096;

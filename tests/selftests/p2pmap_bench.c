@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * p2pmap_bench: revocation latency, kernel-driven (p2pmap's layout lease and
+ * mmu notifiers) against userspace-driven (F_SETLEASE read leases released
+ * from a SIGIO handler, the lease-based design of the seed discussion).
+ * Run in the guest by `make bench` (scripts/bench).
+ *
+ * Scenarios, each timed as the wall time of one truncate(2) of the file to
+ * zero, repeated:
+ *   floor      no mapping, no lease: the cost of the truncate itself
+ *   p2pmap     N pages of the file device-mapped through the test importer
+ *              (N windows); XFS breaks p2pmap's layout lease, p2pmap revokes
+ *              (unmap_mapping_range -> the importer's notifier quiesces its
+ *              DMA and calls device_unmap) and releases the lease
+ *   lease      N processes each hold an F_SETLEASE read lease on the file
+ *              and release it from their SIGIO handler
+ * each idle and with CPU-bound competitors (one busy process per online
+ * CPU, nice 0: "contended").
+ *
+ * truncate(2) rather than ftruncate(2): a read lease cannot coexist with a
+ * writable descriptor (opening one breaks it), while truncate(2) runs the
+ * same do_truncate()/setattr path and breaks the leases itself
+ * (vfs_truncate -> break_lease; XFS setattr -> xfs_break_layouts).
+ *
+ * Output: one line per N and load,
+ *   revoke scenario=<name> n=<N> p50_us=.. p99_us=.. lease_p50_us=.. lease_p99_us=.. ratio_p99=..
+ * (p50/p99 for p2pmap, lease_* for the userspace leases, ratio =
+ * lease_p99 / p99; for the floor both columns are the plain truncate), then
+ * a human table. Exit status 1 if a mapping was not served peer to peer or
+ * a revocation did not reach the importer.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "p2pmap_importer.h"
+#include "p2pmap_test_util.h"
+
+#define PATH "/mnt/p2p/bench.dat"
+#define PAGE 4096
+#define MAX_N 256
+
+static const int ns[] = { 1, 16, 256 };
+static int failures;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of @n samples (sorted in place), in µs. */
+static double pct_us(uint64_t *v, int n, int pct)
+{
+	int rank;
+
+	qsort(v, n, sizeof(*v), cmp_u64);
+	rank = (n * pct + 99) / 100;
+	if (rank < 1)
+		rank = 1;
+	return v[rank - 1] / 1000.0;
+}
+
+/* Writes @pages pages of data to PATH and drops them from the page cache. */
+static void fill_file(int pages)
+{
+	static char buf[MAX_N * PAGE];
+	int fd = open(PATH, O_WRONLY | O_CREAT, 0644);
+
+	memset(buf, 0x5a, sizeof(buf));
+	if (fd < 0 || pwrite(fd, buf, (size_t)pages * PAGE, 0) != (ssize_t)pages * PAGE ||
+	    fsync(fd)) {
+		perror("fill " PATH);
+		exit(2);
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+}
+
+static uint64_t timed_truncate(void)
+{
+	uint64_t t = now_ns();
+
+	if (truncate(PATH, 0)) {
+		perror("truncate");
+		exit(2);
+	}
+	return now_ns() - t;
+}
+
+/* --- CPU-bound competitors ------------------------------------------------ */
+
+static pid_t competitors[64];
+static int ncompetitors;
+
+static void start_competitors(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int i;
+
+	for (i = 0; i < cpus && i < 64; i++) {
+		pid_t pid = fork();
+
+		if (!pid)
+			for (;;)
+				__asm__ volatile("" ::: "memory");
+		competitors[ncompetitors++] = pid;
+	}
+}
+
+static void stop_competitors(void)
+{
+	while (ncompetitors > 0) {
+		pid_t pid = competitors[--ncompetitors];
+
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* --- floor ------------------------------------------------------------------ */
+
+static void run_floor(int iters, uint64_t *out)
+{
+	int i;
+
+	for (i = 0; i < iters; i++) {
+		fill_file(MAX_N);
+		out[i] = timed_truncate();
+	}
+}
+
+/* --- p2pmap ----------------------------------------------------------------- */
+
+static void run_p2pmap(int n, int iters, uint64_t *out)
+{
+	uint32_t handles[MAX_N];
+	int dev, fd, i, k;
+	char *map;
+
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	fill_file(MAX_N);
+	fd = open(PATH, O_RDONLY);
+	map = mmap(NULL, (size_t)MAX_N * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+	if (dev < 0 || fd < 0 || map == MAP_FAILED) {
+		perror("p2pmap setup");
+		exit(2);
+	}
+	for (i = 0; i < iters; i++) {
+		fill_file(n);
+		for (k = 0; k < n; k++) {
+			struct p2pmap_map m = map_req(map + (size_t)k * PAGE, PAGE,
+						      P2PMAP_MAP_NO_FALLBACK);
+
+			if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P) {
+				fprintf(stderr, "# MAP of page %d: %s\n", k, strerror(errno));
+				failures++;
+				exit(1);
+			}
+			handles[k] = m.handle;
+		}
+		out[i] = timed_truncate();
+		for (k = 0; k < n; k++) {
+			struct p2pmap_status st = { .handle = handles[k] };
+
+			if (ioctl(dev, P2PMAP_IOC_STATUS, &st) || !st.revoked) {
+				fprintf(stderr, "# handle %u not revoked by truncate\n", handles[k]);
+				failures++;
+			}
+			ioctl(dev, P2PMAP_IOC_UNMAP, &handles[k]);
+		}
+	}
+	munmap(map, (size_t)MAX_N * PAGE);
+	close(fd);
+	close(dev);
+}
+
+/* --- userspace leases -------------------------------------------------------- */
+
+static volatile sig_atomic_t lease_broken;
+static int lease_fd = -1;
+
+/* The userspace design: the lease holder releases from its SIGIO handler. */
+static void on_sigio(int sig)
+{
+	(void)sig;
+	fcntl(lease_fd, F_SETLEASE, F_UNLCK);
+	lease_broken = 1;
+}
+
+/*
+ * One holder: per round, wait for a byte on @go, take a read lease, report
+ * ready on @ready, wait for the break (released in the handler), close,
+ * report done on @ready.
+ */
+static void holder(int go, int ready)
+{
+	struct sigaction sa = { .sa_handler = on_sigio };
+	sigset_t block, old;
+	char c;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGIO, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGIO);
+	while (read(go, &c, 1) == 1) {
+		sigprocmask(SIG_BLOCK, &block, &old);
+		lease_broken = 0;
+		lease_fd = open(PATH, O_RDONLY);
+		if (lease_fd < 0 || fcntl(lease_fd, F_SETOWN, getpid()) ||
+		    fcntl(lease_fd, F_SETLEASE, F_RDLCK))
+			_exit(3);
+		c = 'r';
+		if (write(ready, &c, 1) != 1)
+			_exit(3);
+		while (!lease_broken)
+			sigsuspend(&old);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		close(lease_fd);
+		c = 'd';
+		if (write(ready, &c, 1) != 1)
+			_exit(3);
+	}
+	_exit(0);
+}
+
+static void wait_bytes(int fd, int n)
+{
+	char buf[MAX_N];
+
+	while (n > 0) {
+		ssize_t r = read(fd, buf, n);
+
+		if (r <= 0) {
+			fprintf(stderr, "# a lease holder died\n");
+			exit(2);
+		}
+		n -= r;
+	}
+}
+
+static void run_lease(int n, int iters, uint64_t *out)
+{
+	int go[MAX_N], ready[2], i, k;
+	pid_t pids[MAX_N];
+	char c = 'g';
+
+	if (pipe(ready)) {
+		perror("pipe");
+		exit(2);
+	}
+	for (k = 0; k < n; k++) {
+		int p[2];
+
+		if (pipe(p)) {
+			perror("pipe");
+			exit(2);
+		}
+		pids[k] = fork();
+		if (!pids[k]) {
+			close(p[1]);
+			close(ready[0]);
+			holder(p[0], ready[1]);
+		}
+		close(p[0]);
+		go[k] = p[1];
+	}
+	for (i = 0; i < iters; i++) {
+		fill_file(n);
+		for (k = 0; k < n; k++)
+			if (write(go[k], &c, 1) != 1)
+				exit(2);
+		wait_bytes(ready[0], n);	/* every lease taken */
+		out[i] = timed_truncate();
+		wait_bytes(ready[0], n);	/* every holder closed its file */
+	}
+	for (k = 0; k < n; k++) {
+		close(go[k]);
+		waitpid(pids[k], NULL, 0);
+	}
+	close(ready[0]);
+	close(ready[1]);
+}
+
+/* --- driver ------------------------------------------------------------------ */
+
+struct row {
+	char name[32];
+	int n;
+	double p50, p99, lp50, lp99, kq99, kr99;
+};
+
+static struct row rows[16];
+static int nrows;
+
+static int iters_for(int n)
+{
+	const char *e = getenv("P2PMAP_BENCH_ITERS");
+	int scale = e ? atoi(e) : 100;
+
+	if (scale < 5)
+		scale = 5;
+	if (n >= 256)
+		return scale / 4 < 5 ? 5 : scale / 4;
+	if (n >= 16)
+		return scale / 2;
+	return scale;
+}
+
+static void reset_kernel_hist(void)
+{
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/revoke_latency", "w");
+
+	if (f) {
+		fputs("0\n", f);
+		fclose(f);
+	}
+}
+
+static void scenario(int contended)
+{
+	static uint64_t a[1000], b[1000];
+	const char *sfx = contended ? "-contended" : "";
+	struct row *r;
+	int it, i;
+
+	if (contended)
+		start_competitors();
+	it = iters_for(0);
+	run_floor(it, a);
+	r = &rows[nrows++];
+	snprintf(r->name, sizeof(r->name), "floor%s", sfx);
+	r->n = 0;
+	r->p50 = pct_us(a, it, 50);
+	r->p99 = pct_us(a, it, 99);
+	r->lp50 = r->p50;
+	r->lp99 = r->p99;
+	r->kq99 = r->kr99 = 0;
+	printf("revoke scenario=%s n=0 p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f\n",
+	       r->name, r->p50, r->p99, r->lp50, r->lp99, 1.0);
+	fflush(stdout);
+
+	for (i = 0; i < (int)(sizeof(ns) / sizeof(ns[0])); i++) {
+		int n = ns[i];
+
+		it = iters_for(n);
+		reset_kernel_hist();
+		run_p2pmap(n, it, a);
+		r = &rows[nrows++];
+		r->kq99 = p2pmap_latency("quiesce_us_p99");
+		r->kr99 = p2pmap_latency("release_us_p99");
+		run_lease(n, it, b);
+		snprintf(r->name, sizeof(r->name), "%s", contended ? "contended" : "idle");
+		r->n = n;
+		r->p50 = pct_us(a, it, 50);
+		r->p99 = pct_us(a, it, 99);
+		r->lp50 = pct_us(b, it, 50);
+		r->lp99 = pct_us(b, it, 99);
+		printf("revoke scenario=%s n=%d p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f\n",
+		       r->name, n, r->p50, r->p99, r->lp50, r->lp99,
+		       r->p99 > 0 ? r->lp99 / r->p99 : 0.0);
+		fflush(stdout);
+	}
+	if (contended)
+		stop_competitors();
+}
+
+int main(void)
+{
+	int i;
+
+	if (ensure_p2pmap_loaded()) {
+		fprintf(stderr, "p2pmap is not loaded\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	printf("# revocation benchmark: truncate(2) of %s, %ld CPUs, iterations per N: %d (N<=1) %d (16) %d (256)\n",
+	       PATH, sysconf(_SC_NPROCESSORS_ONLN), iters_for(1), iters_for(16), iters_for(256));
+	fflush(stdout);
+	scenario(0);
+	scenario(1);
+	unlink(PATH);
+
+	printf("\n%-18s %4s %10s %10s %12s %12s %8s %14s %14s\n", "scenario", "N",
+	       "p2p p50us", "p2p p99us", "lease p50us", "lease p99us", "ratio99",
+	       "kq99us(<=)", "krel99us(<=)");
+	for (i = 0; i < nrows; i++) {
+		struct row *r = &rows[i];
+
+		printf("%-18s %4d %10.0f %10.0f %12.0f %12.0f %8.2f %14.0f %14.0f\n", r->name,
+		       r->n, r->p50, r->p99, r->lp50, r->lp99, r->p99 > 0 ? r->lp99 / r->p99 : 0,
+		       r->kq99, r->kr99);
+	}
+	printf("# kq99/krel99: p2pmap's own histograms (debugfs revoke_latency, bucket upper bounds):\n"
+	       "# lease break -> importers quiesced, and -> lease released.\n");
+	if (failures)
+		printf("# FAILED: %d mappings not served or not revoked\n", failures);
+	return failures ? 1 : 0;
+}

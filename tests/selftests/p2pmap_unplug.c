@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NVMe hot-unplug with live device mappings (run alone, in its own boot:
+ * it removes the NVMe controller that holds /mnt/p2p; see
+ * tests/guest/run-unplug-tests).
+ *
+ * The test maps files for the edu device, starts processes that keep
+ * mapping and reading through the importer, then asks QEMU (QMP device_del
+ * of "nvme0", through scripts/qmp-agent on the host) to unplug the NVMe
+ * controller. p2pmap's PCI bus notifier must revoke every window before the
+ * nvme driver unbinds: the importer sees its mappings revoked, every window
+ * is freed, the load processes see errors but neither they nor the kernel
+ * crash or hang.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "p2pmap_importer.h"
+#include "p2pmap_test_util.h"
+
+#define XFS_DIR "/mnt/p2p"
+#define LOADERS 2
+
+/* Sends one QMP command through the host agent; 0 if QEMU answered "return". */
+static int qmp(const char *cmd, char *reply, size_t len)
+{
+	const char *run = getenv("P2PMAP_RUN");
+	char req[512], resp[512];
+	FILE *f;
+	int i;
+
+	if (!run)
+		return -1;
+	snprintf(req, sizeof(req), "%s/qmp-req", run);
+	snprintf(resp, sizeof(resp), "%s/qmp-resp", run);
+	unlink(resp);
+	f = fopen(req, "w");
+	if (!f)
+		return -1;
+	fputs(cmd, f);
+	fclose(f);
+	for (i = 0; i < 600; i++) {	/* 60 s */
+		f = fopen(resp, "r");
+		if (f) {
+			size_t n = fread(reply, 1, len - 1, f);
+
+			reply[n] = 0;
+			fclose(f);
+			unlink(resp);
+			return strstr(reply, "\"return\"") ? 0 : -1;
+		}
+		usleep(100000);
+	}
+	snprintf(reply, len, "no reply from the QMP agent");
+	return -1;
+}
+
+/* PCI address of the NVMe controller, from /sys/block/nvme0n1. */
+static int nvme_pci_path(char *out, size_t len)
+{
+	char link[512];
+	ssize_t n = readlink("/sys/class/nvme/nvme0/device", link, sizeof(link) - 1);
+	const char *slash;
+
+	if (n < 0)
+		return -1;
+	link[n] = 0;
+	slash = strrchr(link, '/');
+	snprintf(out, len, "/sys/bus/pci/devices/%s", slash ? slash + 1 : link);
+	return 0;
+}
+
+/* A load process: map, read, unmap a file over and over until told to stop. */
+static void loader(int id)
+{
+	unsigned long rounds = 0, errors = 0;
+	const size_t size = 8 * 4096;
+	char path[256], buf[4096];
+	int dev, fd;
+	void *p;
+
+	snprintf(path, sizeof(path), XFS_DIR "/load.%d", id);
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	fd = open(path, O_RDONLY);
+	if (dev < 0 || fd < 0)
+		_exit(2);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		_exit(2);
+	for (;;) {
+		struct p2pmap_map m = map_req(p, size, P2PMAP_MAP_NO_FALLBACK);
+
+		rounds++;
+		if (ioctl(dev, P2PMAP_IOC_MAP, &m)) {
+			errors++;
+			usleep(1000);
+			continue;
+		}
+		if (importer_read(dev, m.handle, (rounds % 8) * 4096, 64, buf) &&
+		    errno != ESTALE)
+			errors++;
+		ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+	}
+}
+
+TEST(device_del_of_the_nvme_with_live_mappings)
+{
+	const size_t size = 64 * 4096;
+	char pci[600], reply[512], path[256], buf[64];
+	struct p2pmap_status st = { 0 };
+	uint64_t removals;
+	pid_t pids[LOADERS];
+	struct p2pmap_map m;
+	struct stat sb;
+	int dev, fd, i, status;
+	void *p;
+
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	ASSERT_EQ(0, nvme_pci_path(pci, sizeof(pci)));
+	TH_LOG("NVMe controller: %s", pci);
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/unplug.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 5));
+	for (i = 0; i < LOADERS; i++) {
+		char lp[256];
+
+		snprintf(lp, sizeof(lp), XFS_DIR "/load.%d", i);
+		ASSERT_EQ(0, make_pattern_file(lp, 8 * 4096, i));
+	}
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	m = map_req(p, size, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	ASSERT_EQ(P2PMAP_PATH_P2P, m.path);
+	ASSERT_EQ(0, importer_read(dev, m.handle, size - sizeof(buf), sizeof(buf), buf));
+	ASSERT_EQ(0, check_pattern(buf, size - sizeof(buf), sizeof(buf), 5));
+	removals = p2pmap_stat("revocations_device_removal");
+
+	for (i = 0; i < LOADERS; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (!pids[i])
+			loader(i);
+	}
+	usleep(300000);
+
+	ASSERT_EQ(0, qmp("{\"execute\": \"device_del\", \"arguments\": {\"id\": \"nvme0\"}}",
+			 reply, sizeof(reply))) TH_LOG("QMP: %s", reply);
+	/* pciehp waits 5 s after the attention button before it removes */
+	for (i = 0; i < 600 && !stat(pci, &sb); i++)
+		usleep(100000);
+	ASSERT_NE(0, stat(pci, &sb)) TH_LOG("%s still present after 60 s", pci);
+	TH_LOG("NVMe controller removed after %.1f s", i / 10.0);
+
+	/* the importer saw the revocation; every window is gone */
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mapped);
+	EXPECT_EQ(-1, importer_read(dev, m.handle, 0, sizeof(buf), buf));
+	EXPECT_EQ(ESTALE, errno);
+	EXPECT_EQ(removals + 1, p2pmap_stat("revocations_device_removal"));
+
+	for (i = 0; i < LOADERS; i++) {
+		EXPECT_EQ(0, kill(pids[i], SIGTERM));
+		EXPECT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM)
+			TH_LOG("loader %d ended with status %#x", i, status);
+	}
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(0, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+
+	/* device_map now refuses (no CMB) instead of touching the dead device */
+	m = map_req(p, size, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	TH_LOG("MAP after removal: %s", strerror(errno));
+	munmap(p, size);
+	close(fd);
+	close(dev);
+	/* the module still unloads cleanly */
+	EXPECT_EQ(0, system("rmmod p2pmap_importer && rmmod p2pmap"));
+}
+
+TEST_HARNESS_MAIN
