@@ -22,6 +22,8 @@ static int p2pmap_pci_notify(struct notifier_block *nb, unsigned long action,
 
 	if (action == BUS_NOTIFY_UNBIND_DRIVER)
 		p2pmap_rust_device_unbind(to_pci_dev(dev));
+	else if (action == BUS_NOTIFY_UNBOUND_DRIVER)
+		p2pmap_rust_device_unbound(to_pci_dev(dev));
 	return NOTIFY_DONE;
 }
 

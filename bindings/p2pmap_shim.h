@@ -118,9 +118,12 @@ void p2pmap_lease_exit(void);
 void p2pmap_rust_lease_broken(struct file *file, u64 break_ns);
 void p2pmap_rust_lease_released(u64 since_break_ns);
 
+bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev);
+
 /* PCI driver unbind notifications (NVMe removal), see p2pmap_shim.c. */
 int p2pmap_pci_notifier_register(void);
 void p2pmap_pci_notifier_unregister(void);
 void p2pmap_rust_device_unbind(struct pci_dev *pdev);
+void p2pmap_rust_device_unbound(struct pci_dev *pdev);
 
 #endif /* P2PMAP_SHIM_H */

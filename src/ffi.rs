@@ -554,6 +554,17 @@ impl PciDevRef {
         let d = unsafe { ext::pci_p2pdma_distance_many(self.0.as_ptr(), &mut client, 1, true) };
         (d >= 0).then_some(d)
     }
+
+    /// Whether P2P between this function and `client` is routed by a PCI
+    /// switch (`PCI_P2PDMA_MAP_BUS_ADDR`), so that `client` can use the
+    /// CMB's bus addresses; `false` through a host bridge.
+    pub(crate) fn bus_addr_path(&self, client: &Device) -> bool {
+        // See `p2p_distance` for the cast.
+        let client: *mut bindings::device = core::ptr::from_ref(client).cast_mut().cast();
+        // SAFETY: a live provider and a live client device; walks their
+        // upstream bridges (pinned by the references on the devices).
+        unsafe { ext::p2pmap_p2p_bus_addr_path(self.0.as_ptr(), client) }
+    }
 }
 
 impl Clone for PciDevRef {
@@ -758,6 +769,13 @@ extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
     // Only the address is used, as the key windows record their CMB's
     // function by (`PciDevRef::key`).
     crate::provider::revoke_device(pdev as usize);
+}
+
+/// Called by the PCI bus notifier after `pdev`'s driver was unbound (its
+/// devres, hence its P2P memory, released).
+#[no_mangle]
+extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
+    crate::provider::device_unbound(pdev as usize);
 }
 
 /// `unmap_mapping_range()` of a file byte range: every mm that maps it is

@@ -11,7 +11,11 @@
 //! (or the refusal) and returns `-EAGAIN`; the caller's retry takes the fast
 //! path.
 
-use kernel::{page::PAGE_SIZE, prelude::*};
+use kernel::{
+    page::PAGE_SIZE,
+    prelude::*,
+    time::{delay::fsleep, Delta},
+};
 
 use crate::{
     ffi::{
@@ -54,7 +58,6 @@ impl Provider for P2pProvider {
         // Slow path: map_blocks takes i_rwsem, which nests outside
         // mmap_lock. Leave the caller's lock, stage, and have it retry.
         let pages = call.pa().len();
-        let gen = windows::removal_gen();
         let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
         // The lease first: a block-map change from here on breaks it, and a
         // window staged under a broken lease is thrown away.
@@ -70,7 +73,7 @@ impl Provider for P2pProvider {
             },
         };
         // If publishing fails (no memory), the retry simply stages again.
-        let _ = windows::publish(slot, gen);
+        let _ = windows::publish(slot);
         STATS.lock_dropped();
         Err(MapFailure::Retry(slow.retry()))
     }
@@ -111,6 +114,10 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
     }
     nvme.p2p_distance(call.importer())
         .ok_or(Reason::NoP2pPath)?;
+    // Bus addresses are only right when a switch routes the TLPs.
+    if !nvme.bus_addr_path(call.importer()) {
+        return Err(Reason::HostBridgeRoute);
+    }
     let (start, end) = call.file_range();
     let page = PAGE_SIZE as i64;
     if end > file.size().saturating_add(page - 1) / page * page {
@@ -214,14 +221,32 @@ pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
 pub(crate) fn revoke_device(dev: usize) {
     let t = ffi::now_ns();
     let n = revoke(windows::start_revoking_device(dev), Cause::DeviceRemoval, t);
+    // A claim in flight (device_map returned, the importer not committed
+    // yet) gives its reference back as soon as it sees the invalidation:
+    // wait a little for those before freeing what is left.
+    for _ in 0..REMOVAL_WAIT_STEPS {
+        if !windows::referenced_on_device(dev) {
+            break;
+        }
+        fsleep(Delta::from_millis(10));
+    }
     let stuck = windows::drain_device(dev);
     if n > 0 {
         pr_info!("revoked {n} windows of a CMB being removed\n");
     }
     if stuck > 0 {
-        pr_warn!("{stuck} windows were still mapped after revocation; freed anyway\n");
+        pr_warn!("{stuck} windows still referenced 1 s after revocation; freed\n");
     }
 }
+
+/// The driver of function `dev` was unbound (after [`revoke_device`]): its
+/// P2P memory is gone.
+pub(crate) fn device_unbound(dev: usize) {
+    windows::device_removed(dev);
+}
+
+/// 10 ms steps [`revoke_device`] waits at most for references in flight.
+const REMOVAL_WAIT_STEPS: usize = 100;
 
 /// CMB pressure: revokes least recently used windows that importers still
 /// map in `nvme`'s CMB, about `bytes` of them. Returns whether any was.
@@ -240,6 +265,9 @@ fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
 ///
 /// Context: slow path; sleeps.
 fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
+    if windows::device_removing(nvme.key()) {
+        return Err(Reason::NoP2pProvider);
+    }
     if let Some(buf) = CmbBuf::alloc(nvme, len) {
         return Ok(buf);
     }

@@ -61,15 +61,41 @@ fn tick() -> u64 {
     USE_CLOCK.load(Relaxed)
 }
 
-/// Bumped when an NVMe function starts going away. A slow path that staged
-/// across a bump may hold a buffer in a CMB already revoked: its window is
-/// discarded at publish instead (see [`start_revoking_device`]).
-static REMOVALS: Atomic<u64> = Atomic::new(0);
+/// NVMe functions being unbound from their driver (keys, 0 = free entry),
+/// from the unbind notification until the driver is gone: nothing may be
+/// staged in their CMB, whose pages must all be freed for the removal to
+/// finish (see [`start_revoking_device`]). Entries are only set and cleared
+/// by the PCI bus notifier, one removal per entry.
+static REMOVING: [Atomic<usize>; MAX_REMOVING] = [const { Atomic::new(0) }; MAX_REMOVING];
 
-/// The current removal generation, sampled before staging; pass it to
-/// [`publish`].
-pub(crate) fn removal_gen() -> u64 {
-    REMOVALS.load(Relaxed)
+/// Concurrent NVMe removals tracked.
+const MAX_REMOVING: usize = 8;
+
+/// Whether function `dev` is being unbound: refuse to stage into its CMB.
+pub(crate) fn device_removing(dev: usize) -> bool {
+    REMOVING.iter().any(|e| e.load(Relaxed) == dev)
+}
+
+fn mark_removing(dev: usize) {
+    if device_removing(dev) {
+        return;
+    }
+    if !REMOVING
+        .iter()
+        .any(|e| e.cmpxchg(0, dev, Relaxed).is_ok())
+    {
+        // More removals at once than entries: this one is only protected by
+        // revocation and drain (a racing slow path may stage into it).
+        pr_warn!("too many concurrent CMB removals tracked\n");
+    }
+}
+
+/// The driver of function `dev` is gone (its P2P memory was released, so
+/// nothing can be staged there any more): forget the mark.
+pub(crate) fn device_removed(dev: usize) {
+    for e in REMOVING.iter() {
+        let _ = e.cmpxchg(dev, 0, Relaxed);
+    }
 }
 
 /// A revoked window's file and byte range, for `unmap_mapping_range`.
@@ -198,7 +224,7 @@ pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
 /// Publishes what the slow path found for a range, replacing older
 /// unclaimed slots for it and evicting the oldest unclaimed slots beyond
 /// [`MAX_UNCLAIMED`].
-pub(crate) fn publish(mut slot: Slot, gen: u64) -> Result {
+pub(crate) fn publish(mut slot: Slot) -> Result {
     let mut evicted = KVec::new();
     let mut discarded = None;
     {
@@ -210,10 +236,10 @@ pub(crate) fn publish(mut slot: Slot, gen: u64) -> Result {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
             discarded = Some(core::mem::replace(&mut slot, refused));
         }
-        // Same argument for a device removal: it bumps REMOVALS before it
-        // takes this lock to list the windows to revoke. The retry stages
-        // again, from a CMB that is still there or not at all.
-        if matches!(slot.state, State::Ready { .. }) && REMOVALS.load(Relaxed) != gen {
+        // Same argument for a device removal: it marks the function before
+        // it takes this lock to list the windows to revoke. The retry finds
+        // the function going away and is refused.
+        if matches!(&slot.state, State::Ready { buf, .. } if device_removing(buf.device_key())) {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::NoP2pProvider);
             discarded = Some(core::mem::replace(&mut slot, refused));
         }
@@ -318,10 +344,11 @@ pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
     start_revoking_with(|s| inode.is_none_or(|i| i == s.inode))
 }
 
-/// Every window in the CMB of function `dev` (it is going away). Windows
-/// staged concurrently are discarded when they are published.
+/// Every window in the CMB of function `dev` (it is going away). The
+/// function is marked first: windows staged concurrently are discarded when
+/// they are published, and no new one is staged there.
 pub(crate) fn start_revoking_device(dev: usize) -> Result<KVec<Revoked>> {
-    REMOVALS.add(1, Relaxed);
+    mark_removing(dev);
     start_revoking_with(|s| s.on_device(dev))
 }
 
@@ -377,6 +404,14 @@ pub(crate) fn drain_device(dev: usize) -> usize {
         take
     });
     referenced
+}
+
+/// Whether an importer still references a window in the CMB of `dev`.
+pub(crate) fn referenced_on_device(dev: usize) -> bool {
+    ffi::windows()
+        .lock()
+        .iter()
+        .any(|s| s.on_device(dev) && !s.unclaimed())
 }
 
 /// Removes the slots `take` selects and drops them after unlocking. Returns

@@ -37,6 +37,10 @@ pub enum Reason {
     /// The CMB is not reachable peer to peer from the importer
     /// (`pci_p2pdma_distance` refuses).
     NoP2pPath,
+    /// P2P between the CMB and the importer goes through a host bridge
+    /// (allow-listed, or ACS redirection on the way): the importer would need
+    /// a DMA mapping, not the CMB's PCI bus addresses.
+    HostBridgeRoute,
     /// Pages of the range stay in the page cache (dirty, mapped by the CPU
     /// or locked): the device must see what the CPU sees.
     PageCacheResident,
@@ -60,7 +64,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -73,6 +77,7 @@ impl Reason {
         Reason::NoBlockOps,
         Reason::NoP2pProvider,
         Reason::NoP2pPath,
+        Reason::HostBridgeRoute,
         Reason::PageCacheResident,
         Reason::PastEof,
         Reason::Reflinked,
@@ -101,6 +106,7 @@ impl Reason {
             Reason::NoBlockOps => "no_block_ops",
             Reason::NoP2pProvider => "no_p2p_provider",
             Reason::NoP2pPath => "no_p2p_path",
+            Reason::HostBridgeRoute => "host_bridge_route",
             Reason::PageCacheResident => "page_cache_resident",
             Reason::PastEof => "past_eof",
             Reason::Reflinked => "reflinked",
@@ -130,7 +136,7 @@ impl Reason {
             Reason::Reflinked => ENXIO,
             Reason::MapBlocksFailed | Reason::ReadFailed => EIO,
             Reason::CmbFull => ENOSPC,
-            Reason::NoP2pPath => EXDEV,
+            Reason::NoP2pPath | Reason::HostBridgeRoute => EXDEV,
             Reason::PageCacheResident => EBUSY,
         }
     }

@@ -116,7 +116,12 @@ static void loader(int id)
 	}
 }
 
-TEST(device_del_of_the_nvme_with_live_mappings)
+FIXTURE(unplug) {};
+FIXTURE_SETUP(unplug) {}
+FIXTURE_TEARDOWN(unplug) {}
+
+/* pciehp alone waits 5 s after the attention button; TCG is slow. */
+TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 240)
 {
 	const size_t size = 64 * 4096;
 	char pci[600], reply[512], path[256], buf[64];
