@@ -11,6 +11,9 @@
  * the release, which lets the breaker proceed.
  */
 #include <linux/file.h>
+#include <linux/jiffies.h>
+#include <linux/minmax.h>
+#include <linux/sched.h>
 #include <linux/filelock.h>
 #include <linux/fs.h>
 #include <linux/ktime.h>
@@ -33,6 +36,51 @@ struct p2pmap_lease {
 
 static LIST_HEAD(p2pmap_leases);
 static DEFINE_SPINLOCK(p2pmap_lease_lock);
+
+/*
+ * Cool-down after a broken lease is released. The breaker (__break_lease)
+ * wakes up and rescans; a new lease taken on the inode before it does is
+ * waited on without ever being broken (lm_break is called once per break),
+ * the breaker polling each jiffy until that lease happens to go. So new
+ * leases on a recently broken inode wait for the cool-down to end (the
+ * slow path of device_map sleeps anyway).
+ */
+#define P2PMAP_COOLDOWN_MS	100
+#define P2PMAP_COOLDOWN_SLOTS	16
+
+struct p2pmap_cooldown {
+	struct inode *inode;		/* compared only, never dereferenced */
+	unsigned long until;		/* jiffies */
+};
+
+static struct p2pmap_cooldown p2pmap_cooldown[P2PMAP_COOLDOWN_SLOTS];
+static unsigned int p2pmap_cooldown_next;
+
+/* Caller holds p2pmap_lease_lock. */
+static void p2pmap_cooldown_start(struct inode *inode)
+{
+	struct p2pmap_cooldown *c = &p2pmap_cooldown[p2pmap_cooldown_next++ %
+						      P2PMAP_COOLDOWN_SLOTS];
+
+	c->inode = inode;
+	c->until = jiffies + msecs_to_jiffies(P2PMAP_COOLDOWN_MS);
+}
+
+/* Jiffies left of @inode's cool-down, 0 if none. */
+static unsigned long p2pmap_cooldown_left(struct inode *inode)
+{
+	unsigned long flags, left = 0;
+	int i;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	for (i = 0; i < P2PMAP_COOLDOWN_SLOTS; i++)
+		if (p2pmap_cooldown[i].inode == inode &&
+		    time_before(jiffies, p2pmap_cooldown[i].until))
+			left = max(left, p2pmap_cooldown[i].until - jiffies);
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return left;
+}
+
 static struct workqueue_struct *p2pmap_wq;
 static bool p2pmap_lease_exiting;	/* under p2pmap_lease_lock */
 
@@ -53,8 +101,14 @@ static void p2pmap_lease_release_fn(struct work_struct *work)
 	 * gone. Counted just before, so that the count is there when the
 	 * breaker returns to its caller.
 	 */
-	if (l->break_ns)
+	if (l->break_ns) {
+		unsigned long flags;
+
 		p2pmap_rust_lease_released(ktime_get_ns() - l->break_ns);
+		spin_lock_irqsave(&p2pmap_lease_lock, flags);
+		p2pmap_cooldown_start(l->inode);
+		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	}
 	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
 	/* A break queued before the release must not run on freed memory. */
 	cancel_work_sync(&l->break_work);
@@ -133,10 +187,14 @@ int p2pmap_lease_get(struct file *file)
 	struct inode *inode = file_inode(file);
 	struct p2pmap_lease *new;
 	struct file_lease *fl;
-	unsigned long flags;
+	unsigned long flags, left;
 	int ret;
 
 	might_sleep();
+	if (p2pmap_lease_ref_existing(inode, &ret))
+		return ret;
+	while ((left = p2pmap_cooldown_left(inode)))
+		schedule_timeout_uninterruptible(left);
 	if (p2pmap_lease_ref_existing(inode, &ret))
 		return ret;
 

@@ -161,13 +161,43 @@ struct pci_dev *p2pmap_file_pci_dev(struct file *file)
 	return NULL;
 }
 
+/* Widens [*first, *last] to whole folios cached at its two ends. */
+static void p2pmap_widen_to_folios(struct address_space *mapping,
+				   pgoff_t *first, pgoff_t *last)
+{
+	struct folio *folio;
+
+	folio = filemap_get_folio(mapping, *first);
+	if (!IS_ERR(folio)) {
+		*first = min(*first, folio->index);
+		folio_put(folio);
+	}
+	folio = filemap_get_folio(mapping, *last);
+	if (!IS_ERR(folio)) {
+		*last = max(*last, folio_next_index(folio) - 1);
+		folio_put(folio);
+	}
+}
+
 bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end)
 {
 	struct address_space *mapping = file->f_mapping;
+	pgoff_t first, last;
 
 	if (end <= start)
 		return false;
-	invalidate_mapping_pages(mapping, start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+	first = start >> PAGE_SHIFT;
+	last = (end - 1) >> PAGE_SHIFT;
+	invalidate_mapping_pages(mapping, first, last);
+	if (!filemap_range_has_page(mapping, start, end - 1))
+		return false;
+	/*
+	 * invalidate_mapping_pages() skips a large folio that straddles the
+	 * range (find_lock_entries() only returns whole folios inside it):
+	 * drop such a folio whole, if it is clean and unmapped.
+	 */
+	p2pmap_widen_to_folios(mapping, &first, &last);
+	invalidate_mapping_pages(mapping, first, last);
 	return filemap_range_has_page(mapping, start, end - 1);
 }
 

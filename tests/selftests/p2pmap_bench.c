@@ -52,6 +52,15 @@
 
 static const int ns[] = { 1, 16, 256 };
 static int failures;
+static const char *volatile phase = "setup";
+
+/* A stuck phase is a bug to report, not a benchmark result. */
+static void on_alarm(int sig)
+{
+	(void)sig;
+	dprintf(2, "# p2pmap_bench: stuck in %s\n", phase);
+	_exit(4);
+}
 
 static uint64_t now_ns(void)
 {
@@ -173,7 +182,8 @@ static void run_p2pmap(int n, int iters, uint64_t *out)
 
 			if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P) {
 				fprintf(stderr, "# MAP of page %d: %s\n", k, strerror(errno));
-				failures++;
+				if (system("grep -v ' 0$' /sys/kernel/debug/p2pmap/stats >&2"))
+					fprintf(stderr, "# no p2pmap stats\n");
 				exit(1);
 			}
 			handles[k] = m.handle;
@@ -227,8 +237,10 @@ static void holder(int go, int ready)
 		lease_broken = 0;
 		lease_fd = open(PATH, O_RDONLY);
 		if (lease_fd < 0 || fcntl(lease_fd, F_SETOWN, getpid()) ||
-		    fcntl(lease_fd, F_SETLEASE, F_RDLCK))
+		    fcntl(lease_fd, F_SETLEASE, F_RDLCK)) {
+			fprintf(stderr, "# lease holder %d: %s\n", getpid(), strerror(errno));
 			_exit(3);
+		}
 		c = 'r';
 		if (write(ready, &c, 1) != 1)
 			_exit(3);
@@ -277,6 +289,11 @@ static void run_lease(int n, int iters, uint64_t *out)
 		}
 		pids[k] = fork();
 		if (!pids[k]) {
+			int j;
+
+			/* siblings' go pipes must see EOF when the parent closes them */
+			for (j = 0; j < k; j++)
+				close(go[j]);
 			close(p[1]);
 			close(ready[0]);
 			holder(p[0], ready[1]);
@@ -284,6 +301,8 @@ static void run_lease(int n, int iters, uint64_t *out)
 		close(p[0]);
 		go[k] = p[1];
 	}
+	/* Only the holders write: a dead holder shows as EOF. */
+	close(ready[1]);
 	for (i = 0; i < iters; i++) {
 		fill_file(n);
 		for (k = 0; k < n; k++)
@@ -298,7 +317,6 @@ static void run_lease(int n, int iters, uint64_t *out)
 		waitpid(pids[k], NULL, 0);
 	}
 	close(ready[0]);
-	close(ready[1]);
 }
 
 /* --- driver ------------------------------------------------------------------ */
@@ -364,11 +382,16 @@ static void scenario(int contended)
 
 		it = iters_for(n);
 		reset_kernel_hist();
+		phase = contended ? "p2pmap contended" : "p2pmap idle";
+		alarm(600);
 		run_p2pmap(n, it, a);
 		r = &rows[nrows++];
 		r->kq99 = p2pmap_latency("quiesce_us_p99");
 		r->kr99 = p2pmap_latency("release_us_p99");
+		phase = contended ? "lease contended" : "lease idle";
+		alarm(600);
 		run_lease(n, it, b);
+		alarm(0);
 		snprintf(r->name, sizeof(r->name), "%s", contended ? "contended" : "idle");
 		r->n = n;
 		r->p50 = pct_us(a, it, 50);
@@ -393,6 +416,7 @@ int main(void)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
 	printf("# revocation benchmark: truncate(2) of %s, %ld CPUs, iterations per N: %d (N<=1) %d (16) %d (256)\n",
 	       PATH, sysconf(_SC_NPROCESSORS_ONLN), iters_for(1), iters_for(16), iters_for(256));
 	fflush(stdout);
