@@ -5,7 +5,8 @@
  * While p2pmap holds CMB windows of an inode it holds one layout lease on
  * it. Whatever changes the inode's block map (XFS: truncate, hole punch,
  * fallocate, reflink, write()) breaks the lease first; lm_break runs under
- * the lease spinlock, so it only queues work. The work asks p2pmap (Rust,
+ * the lease spinlock, so it only queues work (on a real-time kthread
+ * worker, see p2pmap_lease_init()). The work asks p2pmap (Rust,
  * p2pmap_rust_lease_broken()) to revoke every window of the inode; the
  * windows drop their lease references as they go, and the last one queues
  * the release, which lets the breaker proceed.
@@ -19,7 +20,8 @@
 #include <linux/ktime.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
-#include <linux/workqueue.h>
+#include <linux/kthread.h>
+#include <linux/sched.h>
 
 #include "p2pmap_shim.h"
 
@@ -30,8 +32,8 @@ struct p2pmap_lease {
 	unsigned int refs;		/* windows holding the lease */
 	bool broken;			/* lm_break ran: take no new reference */
 	u64 break_ns;			/* ktime_get_ns() in lm_break, or 0 */
-	struct work_struct break_work;
-	struct work_struct release_work;
+	struct kthread_work break_work;
+	struct kthread_work release_work;
 };
 
 static LIST_HEAD(p2pmap_leases);
@@ -81,17 +83,17 @@ static unsigned long p2pmap_cooldown_left(struct inode *inode)
 	return left;
 }
 
-static struct workqueue_struct *p2pmap_wq;
+static struct kthread_worker *p2pmap_worker;
 static bool p2pmap_lease_exiting;	/* under p2pmap_lease_lock */
 
-static void p2pmap_lease_break_fn(struct work_struct *work)
+static void p2pmap_lease_break_fn(struct kthread_work *work)
 {
 	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, break_work);
 
 	p2pmap_rust_lease_broken(l->file, l->break_ns);
 }
 
-static void p2pmap_lease_release_fn(struct work_struct *work)
+static void p2pmap_lease_release_fn(struct kthread_work *work)
 {
 	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, release_work);
 	void *owner = l;
@@ -111,7 +113,7 @@ static void p2pmap_lease_release_fn(struct work_struct *work)
 	}
 	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
 	/* A break queued before the release must not run on freed memory. */
-	cancel_work_sync(&l->break_work);
+	kthread_cancel_work_sync(&l->break_work);
 	fput(l->file);
 	kfree(l);
 }
@@ -127,7 +129,7 @@ static bool p2pmap_lm_break(struct file_lease *fl)
 		l->break_ns = ktime_get_ns();
 		/* At exit every window is being revoked anyway. */
 		if (!p2pmap_lease_exiting)
-			queue_work(p2pmap_wq, &l->break_work);
+			kthread_queue_work(p2pmap_worker, &l->break_work);
 	}
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	/* false: the breaker waits until we release the lease */
@@ -214,8 +216,8 @@ int p2pmap_lease_get(struct file *file)
 		return ret;
 	}
 	new->refs = 1;
-	INIT_WORK(&new->break_work, p2pmap_lease_break_fn);
-	INIT_WORK(&new->release_work, p2pmap_lease_release_fn);
+	kthread_init_work(&new->break_work, p2pmap_lease_break_fn);
+	kthread_init_work(&new->release_work, p2pmap_lease_release_fn);
 
 	fl = locks_alloc_lease();
 	if (!fl) {
@@ -242,7 +244,7 @@ int p2pmap_lease_get(struct file *file)
 	}
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	/* Lost a race with another window of the inode: use theirs. */
-	queue_work(p2pmap_wq, &new->release_work);
+	kthread_queue_work(p2pmap_worker, &new->release_work);
 	if (p2pmap_lease_ref_existing(inode, &ret))
 		return ret;
 	return -EBUSY;	/* theirs went away meanwhile: let the caller retry */
@@ -276,7 +278,7 @@ void p2pmap_lease_put(struct file *file)
 	l = p2pmap_lease_find(inode);
 	if (l && !WARN_ON_ONCE(!l->refs) && !--l->refs) {
 		list_del(&l->list);
-		queue_work(p2pmap_wq, &l->release_work);
+		kthread_queue_work(p2pmap_worker, &l->release_work);
 	}
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 }
@@ -284,11 +286,17 @@ void p2pmap_lease_put(struct file *file)
 int p2pmap_lease_init(void)
 {
 	/*
-	 * Revocation must not wait behind CPU-bound tasks: the breaker
-	 * (truncate, write) sleeps until the lease is released.
+	 * Revocations and lease releases run on one kthread worker with a
+	 * real-time priority: the breaker (truncate, write) sleeps until the
+	 * lease is released, and that must depend neither on CPU-bound tasks
+	 * (a SCHED_NORMAL wakeup, even of a nice -20 kworker, waits for the
+	 * next tick under PREEMPT_LAZY) nor on any userspace process.
 	 */
-	p2pmap_wq = alloc_workqueue("p2pmap", WQ_UNBOUND | WQ_HIGHPRI, 0);
-	return p2pmap_wq ? 0 : -ENOMEM;
+	p2pmap_worker = kthread_run_worker(0, "p2pmap-revoke");
+	if (IS_ERR(p2pmap_worker))
+		return PTR_ERR(p2pmap_worker);
+	sched_set_fifo_low(p2pmap_worker->task);
+	return 0;
 }
 
 void p2pmap_lease_exit(void)
@@ -298,6 +306,6 @@ void p2pmap_lease_exit(void)
 	spin_lock_irqsave(&p2pmap_lease_lock, flags);
 	p2pmap_lease_exiting = true;
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-	/* Every lease was put (windows drained): wait for their release. */
-	destroy_workqueue(p2pmap_wq);
+	/* Every lease was put (windows drained): run their releases, stop. */
+	kthread_destroy_worker(p2pmap_worker);
 }

@@ -407,7 +407,7 @@ pub(crate) fn now_ns() -> u64 {
     u64::try_from(t).unwrap_or(0)
 }
 
-/// Sets up the lease machinery (its workqueue). Module init.
+/// Sets up the lease machinery (its real-time kthread worker). Module init.
 pub(crate) fn lease_init() -> Result {
     // SAFETY: called once, at module init.
     to_result(unsafe { ext::p2pmap_lease_init() })

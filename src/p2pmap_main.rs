@@ -57,7 +57,7 @@ impl kernel::Module for P2pMap {
                 Ok(m)
             }
             Err(e) => {
-                // Nothing was staged: only the lease workqueue to undo.
+                // Nothing was staged: only the lease worker to undo.
                 ffi::lease_exit();
                 Err(e)
             }

@@ -22,7 +22,10 @@ use crate::{
         self, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider, SlowPath, UnmapCall,
         ValidMapCall,
     },
-    logic::{reason::Reason, revoke::Cause},
+    logic::{
+        reason::Reason,
+        revoke::{self, Cause, Span},
+    },
     stats::STATS,
     windows::{self, Slot},
 };
@@ -178,8 +181,37 @@ fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<
 fn revoke(ranges: Result<KVec<windows::Revoked>>, cause: Cause, start_ns: u64) -> usize {
     match ranges {
         Ok(ranges) => {
-            for (file, start, len) in ranges.iter() {
-                ffi::revoke_file_range(file, *start, *len);
+            // One unmap_mapping_range() per contiguous run of a file, not
+            // per window: each call walks the rmap and flushes TLBs.
+            let mut spans = KVec::with_capacity(ranges.len(), GFP_KERNEL);
+            if let Ok(spans) = spans.as_mut() {
+                for (i, (inode, _, start, len)) in ranges.iter().enumerate() {
+                    // Within capacity: cannot fail.
+                    let _ = spans.push(
+                        Span {
+                            key: *inode,
+                            start: *start,
+                            end: start.saturating_add(*len as i64),
+                            tag: i,
+                        },
+                        GFP_KERNEL,
+                    );
+                }
+            }
+            match spans {
+                Ok(mut spans) => {
+                    let n = revoke::coalesce(&mut spans);
+                    for s in spans.iter().take(n) {
+                        let file = &ranges[s.tag].1;
+                        ffi::revoke_file_range(file, s.start, (s.end - s.start) as usize);
+                    }
+                }
+                // No memory to sort: one call per window.
+                Err(_) => {
+                    for (_, file, start, len) in ranges.iter() {
+                        ffi::revoke_file_range(file, *start, *len);
+                    }
+                }
             }
             if !ranges.is_empty() || cause == Cause::LeaseBreak {
                 let quiesce = ffi::now_ns().saturating_sub(start_ns);
@@ -211,6 +243,7 @@ pub(crate) fn revoke_all() {
 /// the lease.
 pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
     STATS.lease_broken();
+    STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
     revoke(windows::start_revoking(Some(inode)), Cause::LeaseBreak, break_ns);
     windows::drain(Some(inode));
 }

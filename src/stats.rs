@@ -36,6 +36,9 @@ pub(crate) struct Stats {
     /// notification) -> every importer mapping a revoked range quiesced
     /// (`unmap_mapping_range` returned: the notifiers ran synchronously).
     quiesce_us: [Atomic<u64>; BUCKETS],
+    /// Lease break (`lm_break`) -> the revocation work runs (worker
+    /// dispatch latency).
+    dispatch_us: [Atomic<u64>; BUCKETS],
     /// Lease break (`lm_break`) -> the layout lease released, which lets the
     /// breaker (truncate, write, ...) go on.
     release_us: [Atomic<u64>; BUCKETS],
@@ -64,6 +67,7 @@ impl Stats {
             revocations: [const { Atomic::new(0) }; Cause::COUNT],
             windows_revoked: Atomic::new(0),
             quiesce_us: [const { Atomic::new(0) }; BUCKETS],
+            dispatch_us: [const { Atomic::new(0) }; BUCKETS],
             release_us: [const { Atomic::new(0) }; BUCKETS],
             inject_retry: Atomic::new(0),
         }
@@ -118,6 +122,11 @@ impl Stats {
         self.quiesce_us[revoke::bucket(quiesce_ns / 1000)].add(1, Relaxed);
     }
 
+    /// Counts a lease-break revocation that started `ns` after the break.
+    pub(crate) fn break_dispatched(&self, ns: u64) {
+        self.dispatch_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
+    }
+
     /// Counts a broken layout lease released `ns` after its break.
     pub(crate) fn lease_released(&self, ns: u64) {
         self.release_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
@@ -136,13 +145,20 @@ impl Stats {
         for b in self.release_us.iter() {
             b.store(0, Relaxed);
         }
+        for b in self.dispatch_us.iter() {
+            b.store(0, Relaxed);
+        }
     }
 
     /// `revoke_latency`: percentiles and the non-empty buckets of each
     /// histogram (`<name> <low_us> <high_us> <count>`, high `inf` for the
     /// last bucket).
     fn render_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, hist) in [("quiesce_us", &self.quiesce_us), ("release_us", &self.release_us)] {
+        for (name, hist) in [
+            ("dispatch_us", &self.dispatch_us),
+            ("quiesce_us", &self.quiesce_us),
+            ("release_us", &self.release_us),
+        ] {
             let mut counts = [0u64; BUCKETS];
             for (c, b) in counts.iter_mut().zip(hist.iter()) {
                 *c = b.load(Relaxed);

@@ -98,8 +98,9 @@ pub(crate) fn device_removed(dev: usize) {
     }
 }
 
-/// A revoked window's file and byte range, for `unmap_mapping_range`.
-pub(crate) type Revoked = (ARef<File>, i64, usize);
+/// A revoked window's inode key, file and byte range (start, length), for
+/// `unmap_mapping_range`.
+pub(crate) type Revoked = (usize, ARef<File>, i64, usize);
 
 impl Slot {
     /// A staged window for `pages` pages at file byte `start` of `inode`.
@@ -161,7 +162,12 @@ impl Slot {
                 lease, revoking, ..
             } => {
                 *revoking = true;
-                Some((lease.file().into(), self.start, self.pages * PAGE_SIZE))
+                Some((
+                    self.inode,
+                    lease.file().into(),
+                    self.start,
+                    self.pages * PAGE_SIZE,
+                ))
             }
             State::Refused(_) => None,
         }

@@ -50,6 +50,41 @@ impl Cause {
     }
 }
 
+/// A file byte range to invalidate: `[start, end)` of the file `key`;
+/// `tag` says where the caller keeps the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span<T> {
+    /// The file (inode) the range belongs to.
+    pub key: usize,
+    /// First byte.
+    pub start: i64,
+    /// One past the last byte.
+    pub end: i64,
+    /// Caller's data, kept from the first span of a merged run.
+    pub tag: T,
+}
+
+/// Sorts `spans` by file and start and merges overlapping or adjacent ranges
+/// of the same file in place, so that a revocation calls
+/// `unmap_mapping_range()` once per contiguous run instead of once per
+/// window. Returns how many spans are left at the front of `spans`.
+pub fn coalesce<T: Copy>(spans: &mut [Span<T>]) -> usize {
+    spans.sort_unstable_by_key(|s| (s.key, s.start));
+    let mut n = 0;
+    for i in 0..spans.len() {
+        let s = spans[i];
+        if n > 0 && spans[n - 1].key == s.key && s.start <= spans[n - 1].end {
+            if s.end > spans[n - 1].end {
+                spans[n - 1].end = s.end;
+            }
+        } else {
+            spans[n] = s;
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Number of histogram buckets.
 pub const BUCKETS: usize = 27;
 
@@ -144,6 +179,38 @@ mod tests {
         assert_eq!(percentile(&h, 0), Some(4));
         h[BUCKETS - 1] = 1000;
         assert_eq!(percentile(&h, 99), Some(bucket_low(BUCKETS - 1)));
+    }
+
+    fn span(key: usize, start: i64, end: i64, tag: u32) -> Span<u32> {
+        Span {
+            key,
+            start,
+            end,
+            tag,
+        }
+    }
+
+    #[test]
+    fn coalesce_merges_contiguous_runs_per_file() {
+        let mut v = [
+            span(2, 8192, 12288, 0),
+            span(1, 4096, 8192, 1),
+            span(1, 0, 4096, 2),
+            span(1, 16384, 20480, 3),
+            span(2, 0, 4096, 4),
+            span(1, 2048, 6000, 5),
+        ];
+        let n = coalesce(&mut v);
+        assert_eq!(n, 4);
+        assert_eq!(
+            (v[0].key, v[0].start, v[0].end, v[0].tag),
+            (1, 0, 8192, 2)
+        );
+        assert_eq!((v[1].key, v[1].start, v[1].end), (1, 16384, 20480));
+        assert_eq!((v[2].key, v[2].start, v[2].end), (2, 0, 4096));
+        assert_eq!((v[3].key, v[3].start, v[3].end), (2, 8192, 12288));
+        let mut none: [Span<u32>; 0] = [];
+        assert_eq!(coalesce(&mut none), 0);
     }
 
     #[test]
