@@ -202,8 +202,9 @@ fn revoke(ranges: Result<KVec<windows::Revoked>>, cause: Cause, start_ns: u64) -
                 Ok(mut spans) => {
                     let n = revoke::coalesce(&mut spans);
                     for s in spans.iter().take(n) {
-                        let file = &ranges[s.tag].1;
-                        ffi::revoke_file_range(file, s.start, (s.end - s.start) as usize);
+                        if let Some((_, file, _, _)) = ranges.get(s.tag) {
+                            ffi::revoke_file_range(file, s.start, (s.end - s.start) as usize);
+                        }
                     }
                 }
                 // No memory to sort: one call per window.
@@ -244,7 +245,11 @@ pub(crate) fn revoke_all() {
 pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
     STATS.lease_broken();
     STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
-    revoke(windows::start_revoking(Some(inode)), Cause::LeaseBreak, break_ns);
+    revoke(
+        windows::start_revoking(Some(inode)),
+        Cause::LeaseBreak,
+        break_ns,
+    );
     windows::drain(Some(inode));
 }
 

@@ -80,10 +80,7 @@ fn mark_removing(dev: usize) {
     if device_removing(dev) {
         return;
     }
-    if !REMOVING
-        .iter()
-        .any(|e| e.cmpxchg(0, dev, Relaxed).is_ok())
-    {
+    if !REMOVING.iter().any(|e| e.cmpxchg(0, dev, Relaxed).is_ok()) {
         // More removals at once than entries: this one is only protected by
         // revocation and drain (a racing slow path may stage into it).
         pr_warn!("too many concurrent CMB removals tracked\n");

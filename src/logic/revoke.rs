@@ -202,10 +202,7 @@ mod tests {
         ];
         let n = coalesce(&mut v);
         assert_eq!(n, 4);
-        assert_eq!(
-            (v[0].key, v[0].start, v[0].end, v[0].tag),
-            (1, 0, 8192, 2)
-        );
+        assert_eq!((v[0].key, v[0].start, v[0].end, v[0].tag), (1, 0, 8192, 2));
         assert_eq!((v[1].key, v[1].start, v[1].end), (1, 16384, 20480));
         assert_eq!((v[2].key, v[2].start, v[2].end), (2, 0, 4096));
         assert_eq!((v[3].key, v[3].start, v[3].end), (2, 8192, 12288));

@@ -262,8 +262,9 @@ TEST_F(importer, write_mapping_is_refused_by_provider)
 }
 
 /* ext4 offers the callbacks too (patch 4): the provider is reached and refuses, no block ops. */
-TEST(ext4_refused_no_block_ops)
+TEST(ext4_refused_no_block_ops_truncate_still_revokes)
 {
+	struct p2pmap_status st = { 0 };
 	char path[256];
 	int dev, fd;
 	void *p;
@@ -284,6 +285,20 @@ TEST(ext4_refused_no_block_ops)
 	EXPECT_EQ(EOPNOTSUPP, errno);
 	EXPECT_EQ(calls + 1, p2pmap_stat("map_calls"));
 	EXPECT_EQ(refused + 1, p2pmap_stat("refused_no_block_ops"));
+
+	/*
+	 * ext4 breaks no layout lease: truncate's own unmap_mapping_range()
+	 * reaches the importer's notifier (here on its page-cache mapping).
+	 */
+	m = map_req(p, 8192, 0);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	ASSERT_EQ(0, truncate(path, 4096));
+	st.handle = m.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mapped);
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle));
 	munmap(p, 8192);
 	close(fd);
 	unlink(path);
@@ -702,6 +717,24 @@ TEST_F(importer, provider_unload_while_calling)
 }
 
 
+/* Maps all of @path (@size bytes) for the device; returns the handle or 0. */
+static uint32_t map_file(int dev, const char *path, size_t size, void **map, int *fd)
+{
+	struct p2pmap_map m;
+
+	*fd = open(path, O_RDONLY);
+	if (*fd < 0)
+		return 0;
+	posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED);
+	*map = mmap(NULL, size, PROT_READ, MAP_SHARED, *fd, 0);
+	if (*map == MAP_FAILED)
+		return 0;
+	m = map_req(*map, size, P2PMAP_MAP_NO_FALLBACK);
+	if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P)
+		return 0;
+	return m.handle;
+}
+
 /*
  * CMB pressure: a window that does not fit next to a mapped one revokes the
  * least recently used mapped window (its importer sees the revocation and
@@ -724,26 +757,15 @@ TEST(cmb_pressure_revokes_the_lru_window)
 	snprintf(pb_path, sizeof(pb_path), XFS_DIR "/big_b.%d", getpid());
 	ASSERT_EQ(0, make_pattern_file(pa_path, big, 11));
 	ASSERT_EQ(0, make_pattern_file(pb_path, big, 12));
-	fa = open(pa_path, O_RDONLY);
-	fb = open(pb_path, O_RDONLY);
-	ASSERT_LE(0, fa);
-	ASSERT_LE(0, fb);
-	posix_fadvise(fa, 0, 0, POSIX_FADV_DONTNEED);
-	posix_fadvise(fb, 0, 0, POSIX_FADV_DONTNEED);
-	ma = mmap(NULL, big, PROT_READ, MAP_SHARED, fa, 0);
-	mb = mmap(NULL, big, PROT_READ, MAP_SHARED, fb, 0);
-	ASSERT_NE(MAP_FAILED, ma);
-	ASSERT_NE(MAP_FAILED, mb);
-	a = map_req(ma, big, P2PMAP_MAP_NO_FALLBACK);
-	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &a));
+	a.handle = map_file(dev, pa_path, big, &ma, &fa);
+	ASSERT_NE(0, a.handle);
 	EXPECT_EQ(big, p2pmap_stat("cmb_bytes_used"));
 	pressure = p2pmap_stat("revocations_cmb_pressure");
 	refused = p2pmap_stat("refused_cmb_full");
 
 	/* B does not fit next to A: A (least recently used) is revoked */
-	b = map_req(mb, big, P2PMAP_MAP_NO_FALLBACK);
-	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &b));
-	EXPECT_EQ(P2PMAP_PATH_P2P, b.path);
+	b.handle = map_file(dev, pb_path, big, &mb, &fb);
+	ASSERT_NE(0, b.handle);
 	EXPECT_EQ(pressure + 1, p2pmap_stat("revocations_cmb_pressure"));
 	EXPECT_EQ(refused, p2pmap_stat("refused_cmb_full"));
 	EXPECT_EQ(big, p2pmap_stat("cmb_bytes_used"));
@@ -777,24 +799,6 @@ TEST(cmb_pressure_revokes_the_lru_window)
 	unlink(pa_path);
 	unlink(pb_path);
 	close(dev);
-}
-
-/* Maps all of @path (@size bytes) for the device; returns the handle or 0. */
-static uint32_t map_file(int dev, const char *path, size_t size, void **map, int *fd)
-{
-	struct p2pmap_map m;
-
-	*fd = open(path, O_RDONLY);
-	if (*fd < 0)
-		return 0;
-	posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED);
-	*map = mmap(NULL, size, PROT_READ, MAP_SHARED, *fd, 0);
-	if (*map == MAP_FAILED)
-		return 0;
-	m = map_req(*map, size, P2PMAP_MAP_NO_FALLBACK);
-	if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P)
-		return 0;
-	return m.handle;
 }
 
 /*
