@@ -291,11 +291,16 @@ int p2pmap_lease_init(void)
 	 * lease is released, and that must depend neither on CPU-bound tasks
 	 * (a SCHED_NORMAL wakeup, even of a nice -20 kworker, waits for the
 	 * next tick under PREEMPT_LAZY) nor on any userspace process.
+	 * sched_set_fifo() (MAX_RT_PRIO / 2), the priority of threaded
+	 * interrupt handlers, not sched_set_fifo_low(): a busy-polling
+	 * SCHED_FIFO application thread at the usual low priorities must not
+	 * hold up a truncate or a hot-unplug behind it. Administrators can
+	 * change it with chrt(1) on the "p2pmap-revoke" thread.
 	 */
 	p2pmap_worker = kthread_run_worker(0, "p2pmap-revoke");
 	if (IS_ERR(p2pmap_worker))
 		return PTR_ERR(p2pmap_worker);
-	sched_set_fifo_low(p2pmap_worker->task);
+	sched_set_fifo(p2pmap_worker->task);
 	return 0;
 }
 

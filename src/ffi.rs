@@ -395,7 +395,7 @@ unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file, break_n
 /// was released, `ns` after its break.
 #[no_mangle]
 extern "C" fn p2pmap_rust_lease_released(ns: u64) {
-    crate::stats::STATS.lease_released(ns);
+    crate::stats::STATS.lease_released(ns, now_ns());
 }
 
 /// `ktime_get_ns()`: CLOCK_MONOTONIC, the clock the lease code stamps

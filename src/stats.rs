@@ -42,6 +42,10 @@ pub(crate) struct Stats {
     /// Lease break (`lm_break`) -> the layout lease released, which lets the
     /// breaker (truncate, write, ...) go on.
     release_us: [Atomic<u64>; BUCKETS],
+    /// `ktime_get_ns()` of the last lease break and of its release (the
+    /// benchmark splits a truncate's time around them).
+    last_break_ns: Atomic<u64>,
+    last_release_ns: Atomic<u64>,
     /// Fault injection (debugfs `inject_retry`): the next N valid requests
     /// take the slow path (release mmap_lock, take i_rwsem, -EAGAIN).
     inject_retry: Atomic<u32>,
@@ -69,6 +73,8 @@ impl Stats {
             quiesce_us: [const { Atomic::new(0) }; BUCKETS],
             dispatch_us: [const { Atomic::new(0) }; BUCKETS],
             release_us: [const { Atomic::new(0) }; BUCKETS],
+            last_break_ns: Atomic::new(0),
+            last_release_ns: Atomic::new(0),
             inject_retry: Atomic::new(0),
         }
     }
@@ -127,9 +133,12 @@ impl Stats {
         self.dispatch_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
     }
 
-    /// Counts a broken layout lease released `ns` after its break.
-    pub(crate) fn lease_released(&self, ns: u64) {
+    /// Counts a broken layout lease released at `now_ns`, `ns` after its
+    /// break.
+    pub(crate) fn lease_released(&self, ns: u64, now_ns: u64) {
         self.release_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
+        self.last_break_ns.store(now_ns.saturating_sub(ns), Relaxed);
+        self.last_release_ns.store(now_ns, Relaxed);
     }
 
     /// Revocations counted for `cause`.
@@ -177,7 +186,8 @@ impl Stats {
                 }
             }
         }
-        Ok(())
+        writeln!(f, "last_break_ns {}", self.last_break_ns.load(Relaxed))?;
+        writeln!(f, "last_release_ns {}", self.last_release_ns.load(Relaxed))
     }
 
     /// Consumes one injected retry, if any is pending.
