@@ -27,7 +27,11 @@ bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
 /*
  * current->mm (no reference taken). Rust's `current!().mm()` reads the
  * field at the offset of rust/bindings' `task_struct`, which does not match
- * the C layout in this build (936 vs 984), so it must not be used.
+ * the C layout in this build (936 vs 984), so it must not be used. Cause:
+ * with CONFIG_SCHEDSTATS=n and CONFIG_SCHED_CORE=n, struct sched_statistics
+ * is empty but ____cacheline_aligned; bindgen emits it without
+ * #[repr(align(64))], so task_struct::stats sits at 720 in Rust and 768 in
+ * C, and every later field is 48 bytes off (sizeof 5120 vs 5184).
  */
 struct mm_struct *p2pmap_current_mm(void);
 
