@@ -26,3 +26,18 @@ rustc_version() { rustc --version | awk '{print $2}'; }
 # Where the fetched sources are unpacked.
 KSRC_DIR="$P2PMAP_CACHE/src/linux-source-$KERNEL_SRC_VER"
 RUSTSRC_DIR() { echo "$P2PMAP_CACHE/src/rust-src-$(rustc_version)"; }
+
+# Build the modules, the tests and p2pctl (make build, plus any make
+# arguments) for the kernel build directory $1. The checkout holds one build:
+# if it was made for another kernel (the test and the bench flavor of
+# scripts/build-kernel differ in config), it is cleaned first, since kbuild
+# does not notice that KDIR now names another kernel.
+build_for_kernel() {
+  local kdir=$1; shift
+  local stamp="$P2PMAP_ROOT/build/.kdir"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$kdir" ]; then
+    make -s -C "$P2PMAP_ROOT" KDIR="$kdir" clean >/dev/null 2>&1 || true
+  fi
+  make -s -C "$P2PMAP_ROOT" KDIR="$kdir" "$@" build
+  echo "$kdir" > "$stamp"
+}
