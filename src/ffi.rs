@@ -790,7 +790,7 @@ pub(crate) fn revoke_file_range(file: &File, start: i64, len: usize) {
 kernel::sync::global_lock! {
     // SAFETY: initialized by `init_windows()` in module init, before the
     // provider is registered (the only users are provider callbacks).
-    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<crate::windows::Slot>> = KVec::new();
+    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<KBox<crate::windows::Slot>>> = KVec::new();
 }
 
 /// Initializes the window registry lock. Call once, at module init.
