@@ -106,7 +106,7 @@ static void p2pmap_lease_release_fn(struct kthread_work *work)
 	if (l->break_ns) {
 		unsigned long flags;
 
-		p2pmap_rust_lease_released(ktime_get_ns() - l->break_ns);
+		p2pmap_rust_lease_released(l->break_ns);
 		spin_lock_irqsave(&p2pmap_lease_lock, flags);
 		p2pmap_cooldown_start(l->inode);
 		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);

@@ -120,7 +120,7 @@ int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);
 /* Implemented in Rust: revoke every window of the file's inode. */
 void p2pmap_rust_lease_broken(struct file *file, u64 break_ns);
-void p2pmap_rust_lease_released(u64 since_break_ns);
+void p2pmap_rust_lease_released(u64 break_ns);
 
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev);
 

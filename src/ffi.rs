@@ -391,11 +391,12 @@ unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file, break_n
     crate::provider::revoke_inode(inode, break_ns);
 }
 
-/// Called by p2pmap_lease.c (a work item) right after a broken layout lease
-/// was released, `ns` after its break.
+/// Called by p2pmap_lease.c (a work item) just before it releases a broken
+/// layout lease; `break_ns` is when it was broken (`ktime_get_ns()` in
+/// `lm_break`, the clock of [`now_ns`]).
 #[no_mangle]
-extern "C" fn p2pmap_rust_lease_released(ns: u64) {
-    crate::stats::STATS.lease_released(ns, now_ns());
+extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
+    crate::stats::STATS.lease_released(break_ns, now_ns());
 }
 
 /// `ktime_get_ns()`: CLOCK_MONOTONIC, the clock the lease code stamps

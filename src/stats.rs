@@ -133,11 +133,11 @@ impl Stats {
         self.dispatch_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
     }
 
-    /// Counts a broken layout lease released at `now_ns`, `ns` after its
-    /// break.
-    pub(crate) fn lease_released(&self, ns: u64, now_ns: u64) {
+    /// Counts a layout lease broken at `break_ns` and released at `now_ns`.
+    pub(crate) fn lease_released(&self, break_ns: u64, now_ns: u64) {
+        let ns = now_ns.saturating_sub(break_ns);
         self.release_us[revoke::bucket(ns / 1000)].add(1, Relaxed);
-        self.last_break_ns.store(now_ns.saturating_sub(ns), Relaxed);
+        self.last_break_ns.store(break_ns, Relaxed);
         self.last_release_ns.store(now_ns, Relaxed);
     }
 
