@@ -386,9 +386,7 @@ unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file, break_n
     // SAFETY: the lease code holds a reference on `file` while its break
     // work can run.
     let file = unsafe { File::from_raw_file(file) };
-    // SAFETY: as above.
-    let inode = unsafe { ext::p2pmap_file_inode(file.as_ptr()) } as usize;
-    crate::provider::revoke_inode(inode, break_ns);
+    crate::provider::revoke_inode(inode_key(file), break_ns);
 }
 
 /// Called by p2pmap_lease.c (a work item) just before it releases a broken
@@ -622,6 +620,12 @@ pub(crate) trait Provider {
     /// `device_unmap`: may be called from a non-blockable mmu notifier; must
     /// not sleep.
     fn unmap(call: UnmapCall<'_>);
+    /// `mkwrite`: `len` bytes of `file` at byte `pos` are about to become
+    /// writable through a shared mapping; device mappings of that range must
+    /// be revoked on return. Process context (`->page_mkwrite()`, the
+    /// faulting mm's mmap_lock or vma lock held for read, no filesystem
+    /// lock); may sleep.
+    fn mkwrite(file: &File, pos: i64, len: usize);
 }
 
 /// # Safety
@@ -696,13 +700,39 @@ unsafe extern "C" fn unmap_trampoline<T: Provider>(
     });
 }
 
+/// # Safety
+///
+/// Called only by `filemap_device_mkwrite()`: `file` is the `vm_file` of the
+/// faulting vma.
+unsafe extern "C" fn mkwrite_trampoline<T: Provider>(
+    file: *mut bindings::file,
+    pos: bindings::loff_t,
+    len: usize,
+) {
+    if file.is_null() {
+        return;
+    }
+    // SAFETY: the faulting vma holds a reference on its file, and the vma
+    // cannot go away during the fault (its mmap_lock or vma lock is held for
+    // read), so `file` is live for the whole call.
+    let file = unsafe { File::from_raw_file(file) };
+    T::mkwrite(file, pos, len);
+}
+
 struct VTable<T>(PhantomData<T>);
 
 impl<T: Provider> VTable<T> {
     const VTABLE: ext::device_map_provider = ext::device_map_provider {
         map: Some(map_trampoline::<T>),
         unmap: Some(unmap_trampoline::<T>),
+        mkwrite: Some(mkwrite_trampoline::<T>),
     };
+}
+
+/// Identifies the inode of `file` (the key of windows and revocations).
+pub(crate) fn inode_key(file: &File) -> usize {
+    // SAFETY: `file` is live (a reference to it exists).
+    unsafe { ext::p2pmap_file_inode(file.as_ptr()) as usize }
 }
 
 /// p2pmap registered as the kernel's `device_map` provider.

@@ -12,6 +12,7 @@
 //! path.
 
 use kernel::{
+    fs::File,
     page::PAGE_SIZE,
     prelude::*,
     time::{delay::fsleep, Delta},
@@ -39,6 +40,10 @@ impl Provider for P2pProvider {
         let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
         let (start, _) = call.file_range();
         let inode = call.file().map(|f| f.inode_key()).unwrap_or(0);
+        // Before the page-cache check: a CPU store that starts after it
+        // (mkwrite) moves the sequence, and what this call stages is then
+        // thrown away instead of published.
+        let write_seq = windows::cpu_write_seq(inode);
         let staged = windows::is_staged(inode, start, call.pa().len());
         let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
         if !STATS.take_injected_retry() {
@@ -70,7 +75,7 @@ impl Provider for P2pProvider {
                 Ok(_) if lease.broken() => Slot::refused(inode, start, pages, Reason::LeaseBroken),
                 Ok(buf) => {
                     STATS.window_staged(buf.size());
-                    Slot::ready(inode, start, pages, buf, lease)
+                    Slot::ready(inode, start, pages, buf, lease, write_seq)
                 }
                 Err(r) => Slot::refused(inode, start, pages, r),
             },
@@ -93,6 +98,27 @@ impl Provider for P2pProvider {
             start,
             end
         );
+    }
+
+    /// A CPU store through a shared mapping is about to make `[pos, pos +
+    /// len)` writable: the windows covering it are revoked synchronously, in
+    /// the faulting task (no lease, no worker: the fault cannot proceed
+    /// before the importers were invalidated), and a window being staged
+    /// for the inode is thrown away when it is published.
+    fn mkwrite(file: &File, pos: i64, len: usize) {
+        let inode = ffi::inode_key(file);
+        windows::note_cpu_write(inode);
+        let t = ffi::now_ns();
+        let n = windows::mark_revoking_range(inode, pos, pos.saturating_add(len as i64));
+        if n == 0 {
+            return;
+        }
+        // Only the page's range: every importer of a window covering it is
+        // invalidated (its notifier spans the window), and the other CPU
+        // PTEs of those windows' ranges are left alone.
+        ffi::revoke_file_range(file, pos, len);
+        STATS.revoked(Cause::CpuWrite, n, ffi::now_ns().saturating_sub(t));
+        windows::drain_revoked(inode);
     }
 }
 

@@ -27,7 +27,10 @@ use kernel::{
 
 use crate::{
     ffi::{self, CmbBuf, LeaseRef},
-    logic::reason::Reason,
+    logic::{
+        reason::Reason,
+        revoke::{self, WRITE_SEQ_SLOTS},
+    },
     stats::STATS,
 };
 
@@ -41,6 +44,11 @@ pub(crate) enum State {
         /// The inode's layout lease; keeps the file (hence the inode, the
         /// key) alive and is how revocation finds the file.
         lease: LeaseRef,
+        /// The inode's CPU-write sequence ([`cpu_write_seq`]) when the
+        /// request that staged the window began: if it moved before the
+        /// window is published, the CPU may have written the range through
+        /// a shared mapping meanwhile and the window is thrown away.
+        write_seq: u64,
         refs: u32,
         /// Being revoked (lease broken): no new reference is handed out.
         revoking: bool,
@@ -62,6 +70,25 @@ pub(crate) struct Slot {
 
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
+
+/// CPU-write sequence counters, one per [`revoke::write_seq_slot`] of an
+/// inode: bumped by [`note_cpu_write`] before a page of the inode becomes
+/// writable through a shared mapping.
+static CPU_WRITES: [Atomic<u64>; WRITE_SEQ_SLOTS] = [const { Atomic::new(0) }; WRITE_SEQ_SLOTS];
+
+/// The CPU-write sequence of `inode`: sample it before checking the page
+/// cache of a range to stage, hand it to [`Slot::ready`].
+pub(crate) fn cpu_write_seq(inode: usize) -> u64 {
+    CPU_WRITES[revoke::write_seq_slot(inode)].load(Relaxed)
+}
+
+/// A page of `inode` is about to become writable through a shared mapping.
+/// Call before [`start_revoking_range`]: a window being staged meanwhile is
+/// then either seen by the revocation or thrown away when published (the
+/// registry lock orders the two).
+pub(crate) fn note_cpu_write(inode: usize) {
+    CPU_WRITES[revoke::write_seq_slot(inode)].add(1, Relaxed);
+}
 
 fn tick() -> u64 {
     USE_CLOCK.add(1, Relaxed);
@@ -107,13 +134,16 @@ pub(crate) fn device_removed(dev: usize) {
 pub(crate) type Revoked = (usize, ARef<File>, i64, usize);
 
 impl Slot {
-    /// A staged window for `pages` pages at file byte `start` of `inode`.
+    /// A staged window for `pages` pages at file byte `start` of `inode`,
+    /// staged by a request that sampled [`cpu_write_seq`] `write_seq` before
+    /// it checked the page cache.
     pub(crate) fn ready(
         inode: usize,
         start: i64,
         pages: usize,
         buf: CmbBuf,
         lease: LeaseRef,
+        write_seq: u64,
     ) -> Self {
         Slot {
             inode,
@@ -123,6 +153,7 @@ impl Slot {
             state: State::Ready {
                 buf,
                 lease,
+                write_seq,
                 refs: 0,
                 revoking: false,
             },
@@ -144,6 +175,18 @@ impl Slot {
         self.inode == inode && self.start == start && self.pages == pages
     }
 
+    /// Covers a byte of `[start, end)` of `inode`.
+    fn overlaps(&self, inode: usize, start: i64, end: i64) -> bool {
+        let len = (self.pages * PAGE_SIZE) as i64;
+        self.inode == inode
+            && revoke::overlaps(self.start, self.start.saturating_add(len), start, end)
+    }
+
+    /// Staged and marked revoking.
+    fn revoking(&self) -> bool {
+        matches!(self.state, State::Ready { revoking: true, .. })
+    }
+
     /// Not referenced by any importer: may be evicted.
     fn unclaimed(&self) -> bool {
         !matches!(self.state, State::Ready { refs, .. } if refs > 0)
@@ -157,6 +200,17 @@ impl Slot {
     /// Referenced by importers and not being revoked: a CMB-pressure victim.
     fn live(&self) -> bool {
         matches!(self.state, State::Ready { refs, revoking: false, .. } if refs > 0)
+    }
+
+    /// Marks a staged window revoking; `false` for a refusal.
+    fn mark_revoking(&mut self) -> bool {
+        match &mut self.state {
+            State::Ready { revoking, .. } => {
+                *revoking = true;
+                true
+            }
+            State::Refused(_) => false,
+        }
     }
 
     /// Marks the window revoking and returns its file range.
@@ -246,6 +300,13 @@ pub(crate) fn publish(slot: Slot) -> Result {
         // windows, so either we see the break here or it sees our window.
         if matches!(&slot.state, State::Ready { lease, .. } if lease.broken()) {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
+            discarded = Some(core::mem::replace(&mut *slot, refused));
+        }
+        // And for a CPU write: note_cpu_write() bumps the sequence before
+        // start_revoking_range() takes this lock.
+        if matches!(&slot.state, State::Ready { write_seq, .. } if *write_seq != cpu_write_seq(slot.inode))
+        {
+            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::CpuWrite);
             discarded = Some(core::mem::replace(&mut *slot, refused));
         }
         // Same argument for a device removal: it marks the function before
@@ -354,6 +415,30 @@ fn start_revoking_with(mut pick: impl FnMut(&Slot) -> bool) -> Result<KVec<Revok
 /// [`start_revoking_with`].
 pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
     start_revoking_with(|s| inode.is_none_or(|i| i == s.inode))
+}
+
+/// Marks every staged window of `inode` that covers a byte of `[start,
+/// end)` revoking (no new reference is handed out) and returns how many
+/// there are, those already being revoked included: the caller invalidates
+/// `[start, end)` itself, which reaches every importer of those windows
+/// (an importer's notifier covers its whole window). Allocates nothing: it
+/// runs at every write fault on a shared mapping of a file that offers
+/// `device_map`.
+pub(crate) fn mark_revoking_range(inode: usize, start: i64, end: i64) -> usize {
+    let mut n = 0;
+    for s in ffi::windows().lock().iter_mut() {
+        if s.overlaps(inode, start, end) && s.mark_revoking() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// After revoking windows of `inode`: drops those that no importer maps
+/// (staged for a caller that has not claimed them yet); the others go with
+/// their last `device_unmap`.
+pub(crate) fn drain_revoked(inode: usize) -> usize {
+    drain_with(|s| s.inode == inode && s.revoking() && s.unclaimed())
 }
 
 /// Every window in the CMB of function `dev` (it is going away). The

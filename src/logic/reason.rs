@@ -60,11 +60,15 @@ pub enum Reason {
     /// The inode's layout lease is being broken (its block map is about to
     /// change): try again later.
     LeaseBroken,
+    /// The CPU wrote the file through a shared mapping while the range was
+    /// being staged (`filemap_device_mkwrite`): the staged copy may be
+    /// stale and was thrown away.
+    CpuWrite,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 22] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -86,6 +90,7 @@ impl Reason {
         Reason::CmbFull,
         Reason::ReadFailed,
         Reason::LeaseBroken,
+        Reason::CpuWrite,
     ];
 
     /// Number of reasons.
@@ -115,6 +120,7 @@ impl Reason {
             Reason::CmbFull => "cmb_full",
             Reason::ReadFailed => "read_failed",
             Reason::LeaseBroken => "lease_broken",
+            Reason::CpuWrite => "cpu_write",
         }
     }
 
@@ -137,7 +143,7 @@ impl Reason {
             Reason::MapBlocksFailed | Reason::ReadFailed => EIO,
             Reason::CmbFull => ENOSPC,
             Reason::NoP2pPath | Reason::HostBridgeRoute => EXDEV,
-            Reason::PageCacheResident => EBUSY,
+            Reason::PageCacheResident | Reason::CpuWrite => EBUSY,
         }
     }
 

@@ -20,15 +20,19 @@ pub enum Cause {
     /// The NVMe function holding the CMB is being unbound from its driver
     /// (hot-unplug, `remove`, driver unbind).
     DeviceRemoval,
+    /// A page of the window's range was about to become writable through a
+    /// shared mapping (a CPU store, `filemap_device_mkwrite`).
+    CpuWrite,
 }
 
 impl Cause {
     /// Every cause, in the order shown in debugfs.
-    pub const ALL: [Cause; 4] = [
+    pub const ALL: [Cause; 5] = [
         Cause::LeaseBreak,
         Cause::CmbPressure,
         Cause::Unload,
         Cause::DeviceRemoval,
+        Cause::CpuWrite,
     ];
 
     /// Number of causes.
@@ -41,6 +45,7 @@ impl Cause {
             Cause::CmbPressure => "cmb_pressure",
             Cause::Unload => "unload",
             Cause::DeviceRemoval => "device_removal",
+            Cause::CpuWrite => "cpu_write",
         }
     }
 
@@ -83,6 +88,28 @@ pub fn coalesce<T: Copy>(spans: &mut [Span<T>]) -> usize {
         }
     }
     n
+}
+
+/// Whether the file byte ranges `[a_start, a_end)` and `[b_start, b_end)`
+/// share a byte.
+pub const fn overlaps(a_start: i64, a_end: i64, b_start: i64, b_end: i64) -> bool {
+    a_start < b_end && b_start < a_end
+}
+
+/// Number of CPU-write sequence counters (see [`write_seq_slot`]).
+pub const WRITE_SEQ_SLOTS: usize = 64;
+
+/// The CPU-write sequence counter of the inode `key` (its address). A staged
+/// window is thrown away when its inode's counter moved while it was being
+/// staged; inodes sharing a counter only cost each other a restaged window.
+/// The key is mixed (splitmix64's finalizer): inode addresses are slab
+/// objects a fixed size apart, whose low bits say little.
+pub const fn write_seq_slot(key: usize) -> usize {
+    let mut z = key as u64;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % WRITE_SEQ_SLOTS as u64) as usize
 }
 
 /// Number of histogram buckets.
@@ -208,6 +235,30 @@ mod tests {
         assert_eq!((v[3].key, v[3].start, v[3].end), (2, 8192, 12288));
         let mut none: [Span<u32>; 0] = [];
         assert_eq!(coalesce(&mut none), 0);
+    }
+
+    #[test]
+    fn overlap_is_half_open() {
+        assert!(overlaps(0, 4096, 4095, 8192));
+        assert!(!overlaps(0, 4096, 4096, 8192));
+        assert!(!overlaps(4096, 8192, 0, 4096));
+        assert!(overlaps(0, 65536, 8192, 12288));
+        assert!(overlaps(8192, 12288, 0, 65536));
+        assert!(!overlaps(0, 0, 0, 4096));
+    }
+
+    #[test]
+    fn write_seq_slots_spread_slab_neighbours() {
+        // 256 inodes 1 KiB apart (slab neighbours) use most of the slots.
+        let mut used = [false; WRITE_SEQ_SLOTS];
+        for i in 0..256usize {
+            let slot = write_seq_slot(0xffff_8880_1234_0000 + i * 1024);
+            assert!(slot < WRITE_SEQ_SLOTS);
+            used[slot] = true;
+        }
+        assert!(used.iter().filter(|u| **u).count() > WRITE_SEQ_SLOTS * 3 / 4);
+        // Stable for one key.
+        assert_eq!(write_seq_slot(12345), write_seq_slot(12345));
     }
 
     #[test]

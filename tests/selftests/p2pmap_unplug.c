@@ -141,9 +141,9 @@ FIXTURE_SETUP(unplug) {}
 FIXTURE_TEARDOWN(unplug) {}
 
 /*
- * pciehp alone waits 5 s after the attention button; the whole test takes
- * about 15 s on the development machine. The bound covers both waits at
- * their limit.
+ * pciehp alone waits 5 s after the attention button (measured: removed
+ * 5.4 s after device_del; the boot's whole command takes under 20 s). The
+ * bound covers both waits at their limit.
  */
 TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 {
