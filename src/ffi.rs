@@ -331,7 +331,7 @@ impl SlowPath {
 
     /// Reads `len` bytes at byte `addr` of the filesystem's block device
     /// into `buf` at `at`, peer to peer (bios on the CMB pages).
-    pub(crate) fn read_into(&self, buf: &CmbBuf, at: usize, addr: u64, len: usize) -> Result {
+    pub(crate) fn read_into(&self, buf: &mut CmbBuf, at: usize, addr: u64, len: usize) -> Result {
         if at.checked_add(len).is_none_or(|end| end > buf.size) {
             return Err(EINVAL);
         }
@@ -459,7 +459,10 @@ pub(crate) struct CmbBuf {
 // SAFETY: the allocation is owned; freeing it is allowed from any context
 // (gen_pool_free + percpu_ref_put).
 unsafe impl Send for CmbBuf {}
-// SAFETY: `&CmbBuf` only reads plain fields.
+// SAFETY: `&CmbBuf` only reads plain fields (`bus`, `size`, the device
+// key); the CMB behind `vaddr` is written only through `&mut CmbBuf`
+// (`zero`, `SlowPath::read_into`), by the slow path that owns the window
+// before it is published.
 unsafe impl Sync for CmbBuf {}
 
 impl CmbBuf {
@@ -482,7 +485,7 @@ impl CmbBuf {
     }
 
     /// Zero-fills `[at, at + len)`.
-    pub(crate) fn zero(&self, at: usize, len: usize) -> Result {
+    pub(crate) fn zero(&mut self, at: usize, len: usize) -> Result {
         if at.checked_add(len).is_none_or(|end| end > self.size) {
             return Err(EINVAL);
         }
@@ -645,8 +648,11 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
     if vma.is_null() || importer.is_null() || pa.is_null() {
         return EINVAL.to_errno();
     }
-    // SAFETY: `vma` is valid and its mm's mmap_lock is held for read for the
-    // whole call (the contract; `filemap_device_map` asserts it).
+    // SAFETY: `vma` is valid and its mm's mmap_lock is held for read on
+    // entry (the contract; `filemap_device_map` asserts it). It stays held
+    // for as long as the vma is borrowed: the only way to release it is
+    // `ValidMapCall::release_mmap_lock`, which consumes the call and with it
+    // every borrow of the vma.
     let vma = unsafe { VmaRef::from_raw(vma) };
     // SAFETY: the importer holds a reference to its own device while it
     // calls `device_map`.

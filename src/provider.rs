@@ -70,7 +70,7 @@ impl Provider for P2pProvider {
         // The lease first: a block-map change from here on breaks it, and a
         // window staged under a broken lease is thrown away.
         let slot = match slow.take_lease() {
-            Err(_) => Slot::refused(inode, start, pages, Reason::LeaseBroken),
+            Err(e) => Slot::refused(inode, start, pages, Reason::of_lease_error(-e.to_errno())),
             Ok(lease) => match stage(&slow, &nvme, start, pages) {
                 Ok(_) if lease.broken() => Slot::refused(inode, start, pages, Reason::LeaseBroken),
                 Ok(buf) => {
@@ -106,6 +106,9 @@ impl Provider for P2pProvider {
     /// before the importers were invalidated), and a window being staged
     /// for the inode is thrown away when it is published.
     fn mkwrite(file: &File, pos: i64, len: usize) {
+        if len == 0 {
+            return;
+        }
         let inode = ffi::inode_key(file);
         windows::note_cpu_write(inode);
         let t = ffi::now_ns();
@@ -165,7 +168,7 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
-    let buf = alloc_window(nvme, len)?;
+    let mut buf = alloc_window(nvme, len)?;
     let mut off = 0usize;
     while off < len {
         let pos = start + off as i64;
@@ -186,7 +189,7 @@ fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<
         let n = ((ext_end - pos) as usize).min(len - off);
         match ext.kind {
             ExtentKind::Mapped(addr) => slow
-                .read_into(&buf, off, addr + (pos - ext.offset) as u64, n)
+                .read_into(&mut buf, off, addr + (pos - ext.offset) as u64, n)
                 .map_err(|_| Reason::ReadFailed)?,
             ExtentKind::Hole | ExtentKind::Unwritten => {
                 buf.zero(off, n).map_err(|_| Reason::MapBlocksFailed)?
@@ -385,6 +388,8 @@ mod tests {
         assert_eq!(errno::EINVAL, bindings::EINVAL as i32);
         assert_eq!(errno::ENODEV, bindings::ENODEV as i32);
         assert_eq!(errno::EOPNOTSUPP, bindings::EOPNOTSUPP as i32);
+        assert_eq!(errno::ENOMEM, bindings::ENOMEM as i32);
+        assert_eq!(errno::EAGAIN, bindings::EAGAIN as i32);
     }
 
     #[test]

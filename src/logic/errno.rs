@@ -25,3 +25,7 @@ pub const EINVAL: i32 = 22;
 pub const ENODEV: i32 = 19;
 /// Operation not supported.
 pub const EOPNOTSUPP: i32 = 95;
+/// Out of memory.
+pub const ENOMEM: i32 = 12;
+/// Try again (a lease conflict while taking the layout lease).
+pub const EAGAIN: i32 = 11;

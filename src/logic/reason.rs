@@ -5,7 +5,9 @@
 //! Every refusal has exactly one reason; each reason has a stable name (shown
 //! in debugfs and by `p2pctl stat`) and the errno returned to the importer.
 
-use super::errno::{EACCES, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOSPC, ENXIO, EOPNOTSUPP, EXDEV};
+use super::errno::{
+    EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC, ENXIO, EOPNOTSUPP, EXDEV,
+};
 
 /// A refusal reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,11 +66,20 @@ pub enum Reason {
     /// being staged (`filemap_device_mkwrite`): the staged copy may be
     /// stale and was thrown away.
     CpuWrite,
+    /// The filesystem refused a layout lease: leases are disabled
+    /// (`fs.leases-enable = 0`) or the file has no `setlease`. Without a
+    /// lease p2pmap would not learn of truncate or `write()`.
+    LeasesDisabled,
+    /// No memory for the layout lease.
+    NoMemory,
+    /// Taking the layout lease failed otherwise (opening p2pmap's own file
+    /// for it, e.g. `ENFILE` or a security module's denial).
+    LeaseFailed,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 22] = [
+    pub const ALL: [Reason; 25] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -91,6 +102,9 @@ impl Reason {
         Reason::ReadFailed,
         Reason::LeaseBroken,
         Reason::CpuWrite,
+        Reason::LeasesDisabled,
+        Reason::NoMemory,
+        Reason::LeaseFailed,
     ];
 
     /// Number of reasons.
@@ -121,6 +135,9 @@ impl Reason {
             Reason::ReadFailed => "read_failed",
             Reason::LeaseBroken => "lease_broken",
             Reason::CpuWrite => "cpu_write",
+            Reason::LeasesDisabled => "leases_disabled",
+            Reason::NoMemory => "no_memory",
+            Reason::LeaseFailed => "lease_failed",
         }
     }
 
@@ -134,7 +151,10 @@ impl Reason {
             | Reason::WriteUnsupported
             | Reason::Dax
             | Reason::NoBlockOps
-            | Reason::ExtentUnsupported => EOPNOTSUPP,
+            | Reason::ExtentUnsupported
+            | Reason::LeasesDisabled => EOPNOTSUPP,
+            Reason::NoMemory => ENOMEM,
+            Reason::LeaseFailed => EBUSY,
             Reason::PrivateWritable => EACCES,
             Reason::LeaseBroken => EBUSY,
             Reason::NoP2pProvider => ENODEV,
@@ -150,6 +170,21 @@ impl Reason {
     /// Position in [`Reason::ALL`], used to index counters.
     pub const fn index(self) -> usize {
         self as usize
+    }
+
+    /// The refusal for a failure (positive errno) to take the layout lease
+    /// (`kernel_setlease()`, `generic_add_lease()`, p2pmap's own lease code).
+    pub const fn of_lease_error(errno: i32) -> Reason {
+        match errno {
+            // p2pmap's lease of the inode is being broken, or another
+            // break is pending: the block map is changing.
+            EBUSY | EAGAIN => Reason::LeaseBroken,
+            // generic_add_lease() with fs.leases-enable = 0, or
+            // kernel_setlease() on a file without ->setlease.
+            EINVAL => Reason::LeasesDisabled,
+            ENOMEM => Reason::NoMemory,
+            _ => Reason::LeaseFailed,
+        }
     }
 }
 
@@ -175,6 +210,17 @@ mod tests {
                 assert_ne!(a.name(), b.name());
             }
         }
+    }
+
+    #[test]
+    fn lease_errors_have_their_own_reasons() {
+        assert_eq!(Reason::of_lease_error(EBUSY), Reason::LeaseBroken);
+        assert_eq!(Reason::of_lease_error(EAGAIN), Reason::LeaseBroken);
+        assert_eq!(Reason::of_lease_error(EINVAL), Reason::LeasesDisabled);
+        assert_eq!(Reason::of_lease_error(ENOMEM), Reason::NoMemory);
+        assert_eq!(Reason::of_lease_error(EACCES), Reason::LeaseFailed);
+        assert_eq!(Reason::LeasesDisabled.errno(), EOPNOTSUPP);
+        assert_eq!(Reason::NoMemory.errno(), ENOMEM);
     }
 
     #[test]

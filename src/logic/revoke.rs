@@ -91,9 +91,9 @@ pub fn coalesce<T: Copy>(spans: &mut [Span<T>]) -> usize {
 }
 
 /// Whether the file byte ranges `[a_start, a_end)` and `[b_start, b_end)`
-/// share a byte.
+/// share a byte (an empty range shares none).
 pub const fn overlaps(a_start: i64, a_end: i64, b_start: i64, b_end: i64) -> bool {
-    a_start < b_end && b_start < a_end
+    a_start < a_end && b_start < b_end && a_start < b_end && b_start < a_end
 }
 
 /// Number of CPU-write sequence counters (see [`write_seq_slot`]).
@@ -245,6 +245,8 @@ mod tests {
         assert!(overlaps(0, 65536, 8192, 12288));
         assert!(overlaps(8192, 12288, 0, 65536));
         assert!(!overlaps(0, 0, 0, 4096));
+        assert!(!overlaps(0, 8192, 4096, 4096));
+        assert!(!overlaps(4096, 4096, 0, 8192));
     }
 
     #[test]

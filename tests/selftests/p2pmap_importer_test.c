@@ -68,6 +68,18 @@ static int resident_pages(void *addr, size_t len)
 	return count;
 }
 
+/* Writes fs.leases-enable; 0 on success. */
+static int set_leases_enable(int on)
+{
+	FILE *f = fopen("/proc/sys/fs/leases-enable", "w");
+	int ret;
+
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%d\n", on) > 0 ? 0 : -1;
+	return fclose(f) ? -1 : ret;
+}
+
 FIXTURE(importer)
 {
 	int dev;
@@ -100,6 +112,9 @@ FIXTURE_TEARDOWN(importer)
 	 */
 	if (ensure_p2pmap_loaded())
 		TH_LOG("could not reload p2pmap.ko");
+	/* and leases enabled (leases_disabled_is_its_own_refusal) */
+	if (set_leases_enable(1))
+		TH_LOG("could not enable leases again");
 	munmap(self->map, round_up_page(self->size));
 	close(self->fd);
 	close(self->dev);
@@ -378,6 +393,44 @@ TEST_F(importer, cpu_mapped_page_refuses)
 	(void)c;
 	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(EBUSY, errno);
+}
+
+/*
+ * Without a layout lease p2pmap would not learn of truncate or write():
+ * with leases disabled by the administrator it refuses, and says so with a
+ * reason of its own (not "lease being broken").
+ */
+TEST_F(importer, leases_disabled_is_its_own_refusal)
+{
+	size_t len = round_up_page(self->size);
+	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	uint64_t disabled = p2pmap_stat("refused_leases_disabled");
+	uint64_t broken = p2pmap_stat("refused_lease_broken");
+	char buf[16];
+
+	ASSERT_EQ(0, set_leases_enable(0));
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(disabled + 1, p2pmap_stat("refused_leases_disabled"));
+	EXPECT_EQ(broken, p2pmap_stat("refused_lease_broken"));
+	EXPECT_EQ(0, p2pmap_stat("windows_live"));
+	/* the fallback serves */
+	m = map_req(self->map, len, 0);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	EXPECT_EQ(-EOPNOTSUPP, m.p2p_errno);
+	EXPECT_EQ(0, importer_read(self->dev, m.handle, 100, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 100, sizeof(buf), 7));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	ASSERT_EQ(0, set_leases_enable(1));
+	/* munmap: the fallback's hmm_range_fault() mapped the pages */
+	ASSERT_EQ(0, munmap(self->map, len));
+	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 }
 
 static int set_inject_retry(unsigned int n)
