@@ -546,6 +546,7 @@ TEST_F(importer, mmap_store_after_device_map_revokes)
 {
 	size_t len = round_up_page(self->size);
 	struct p2pmap_map m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_map keep = m;
 	struct p2pmap_status st = { 0 };
 	const off_t at = 4096 + 5;
 	unsigned char now = pattern_byte(at, 7) ^ 0xa5, b;
@@ -555,6 +556,8 @@ TEST_F(importer, mmap_store_after_device_map_revokes)
 
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	ASSERT_EQ(P2PMAP_PATH_P2P, m.path);
+	/* a second handle on the same window: it must not keep it alive */
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &keep));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
@@ -576,13 +579,20 @@ TEST_F(importer, mmap_store_after_device_map_revokes)
 	EXPECT_EQ(-1, importer_read(self->dev, m.handle, at, 1, &b));
 	EXPECT_EQ(ESTALE, errno);
 	EXPECT_EQ(cpu_writes + 1, p2pmap_stat("revocations_cpu_write"));
+	st.handle = keep.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
-	/* a fresh MAP sees the store, never the window staged before it */
+	/*
+	 * A fresh MAP sees the store, never the window staged before it (were
+	 * that window not revoked, the second handle would keep it staged).
+	 */
 	m = map_req(self->map, len, 0);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(0, importer_read(self->dev, m.handle, at, 1, &b));
 	EXPECT_EQ(now, b);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &keep.handle));
 }
 
 /*
