@@ -9,6 +9,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/exportfs.h>
 #include <linux/exportfs_block.h>
+#include <linux/fadvise.h>
 #include <linux/fs.h>
 #include <linux/hmm.h>
 #include <linux/iomap.h>
@@ -198,6 +199,24 @@ bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end)
 	 */
 	p2pmap_widen_to_folios(mapping, &first, &last);
 	invalidate_mapping_pages(mapping, first, last);
+	if (!filemap_range_has_page(mapping, start, end - 1))
+		return false;
+	/*
+	 * A clean, unmapped folio can still carry a reference from a per-CPU
+	 * LRU batch (lru_add, activate after a fault or a read, deactivate
+	 * after a failed invalidation) of any CPU, which makes
+	 * invalidate_mapping_pages() skip it: the range is refused until that
+	 * CPU happens to drain. Seen as spurious EBUSY refusals in the
+	 * slow-machine runs. generic_fadvise(POSIX_FADV_DONTNEED) handles
+	 * exactly that (lru_add_drain_all(), not exported, then invalidates
+	 * again). Only when nothing in the range is dirty or under writeback,
+	 * so that its flush starts no writeback here, under mmap_lock; XFS's
+	 * ->fadvise takes no lock for DONTNEED.
+	 */
+	if (filemap_range_needs_writeback(mapping, start, end - 1))
+		return true;
+	vfs_fadvise(file, (loff_t)first << PAGE_SHIFT,
+		    (loff_t)(last - first + 1) << PAGE_SHIFT, POSIX_FADV_DONTNEED);
 	return filemap_range_has_page(mapping, start, end - 1);
 }
 

@@ -648,7 +648,9 @@ TEST_F(importer, mmap_store_through_earlier_writable_mapping_revokes)
 	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
 	ASSERT_NE(MAP_FAILED, self->map);
 	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
-	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m))
+		TH_LOG("MAP: %s (refused_page_cache_resident %llu)", strerror(errno),
+		       (unsigned long long)p2pmap_stat("refused_page_cache_resident"));
 	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
 	EXPECT_EQ(0, importer_read(self->dev, m.handle, at, 1, &b));
 	EXPECT_EQ(now, b);
