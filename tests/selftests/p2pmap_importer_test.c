@@ -68,16 +68,34 @@ static int resident_pages(void *addr, size_t len)
 	return count;
 }
 
-/* Writes fs.leases-enable; 0 on success. */
-static int set_leases_enable(int on)
+/* Writes @val to the sysctl, sysfs or debugfs file @path; 0 on success. */
+static int write_knob(const char *path, unsigned int val)
 {
-	FILE *f = fopen("/proc/sys/fs/leases-enable", "w");
+	FILE *f = fopen(path, "w");
 	int ret;
 
 	if (!f)
 		return -1;
-	ret = fprintf(f, "%d\n", on) > 0 ? 0 : -1;
+	ret = fprintf(f, "%u\n", val) > 0 ? 0 : -1;
 	return fclose(f) ? -1 : ret;
+}
+
+/* Writes fs.leases-enable; 0 on success. */
+static int set_leases_enable(int on)
+{
+	return write_knob("/proc/sys/fs/leases-enable", on);
+}
+
+/*
+ * A fresh read-only shared mapping of @fd in place of @map: the pages the
+ * importer's page-cache fallback (hmm_range_fault()) mapped into @map are
+ * no longer CPU-mapped, so p2pmap can drop them and stage the range.
+ */
+static void *remap_fresh(void *map, size_t len, int fd)
+{
+	if (munmap(map, len))
+		return MAP_FAILED;
+	return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 }
 
 FIXTURE(importer)
@@ -423,9 +441,7 @@ TEST_F(importer, leases_disabled_is_its_own_refusal)
 	EXPECT_EQ(0, check_pattern(buf, 100, sizeof(buf), 7));
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	ASSERT_EQ(0, set_leases_enable(1));
-	/* munmap: the fallback's hmm_range_fault() mapped the pages */
-	ASSERT_EQ(0, munmap(self->map, len));
-	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
+	self->map = remap_fresh(self->map, len, self->fd);
 	ASSERT_NE(MAP_FAILED, self->map);
 	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
@@ -435,13 +451,7 @@ TEST_F(importer, leases_disabled_is_its_own_refusal)
 
 static int set_inject_retry(unsigned int n)
 {
-	FILE *f = fopen("/sys/kernel/debug/p2pmap/inject_retry", "w");
-	int ret;
-
-	if (!f)
-		return -1;
-	ret = fprintf(f, "%u\n", n) > 0 ? 0 : -1;
-	return fclose(f) ? -1 : ret;
+	return write_knob("/sys/kernel/debug/p2pmap/inject_retry", n);
 }
 
 /*
@@ -636,16 +646,11 @@ TEST_F(importer, mmap_store_through_earlier_writable_mapping_revokes)
 	EXPECT_EQ(0, importer_read(self->dev, m.handle, at, 1, &b));
 	EXPECT_EQ(now, b);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
-	/*
-	 * Written back and unmapped by the CPU (the fallback's
-	 * hmm_range_fault() mapped the pages into self->map too): peer to
-	 * peer, new bytes.
-	 */
+	/* written back and unmapped by the CPU: peer to peer, new bytes */
 	ASSERT_EQ(0, msync(w, len, MS_SYNC));
 	ASSERT_EQ(0, munmap(w, len));
 	close(fd);
-	ASSERT_EQ(0, munmap(self->map, len));
-	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
+	self->map = remap_fresh(self->map, len, self->fd);
 	ASSERT_NE(MAP_FAILED, self->map);
 	m = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m))
