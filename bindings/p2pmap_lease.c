@@ -10,10 +10,13 @@
  * p2pmap_rust_lease_broken()) to revoke every window of the inode; the
  * windows drop their lease references as they go, and the last one queues
  * the release, which lets the breaker proceed.
+ *
+ * The same worker runs the reaper of unclaimed windows (staged by a
+ * device_map() slow path whose caller never came back for them):
+ * p2pmap_reap_schedule(), p2pmap_rust_reap_unclaimed().
  */
 #include <linux/file.h>
 #include <linux/jiffies.h>
-#include <linux/minmax.h>
 #include <linux/sched.h>
 #include <linux/filelock.h>
 #include <linux/fs.h>
@@ -39,52 +42,24 @@ struct p2pmap_lease {
 static LIST_HEAD(p2pmap_leases);
 static DEFINE_SPINLOCK(p2pmap_lease_lock);
 
-/*
- * Cool-down after a broken lease is released. The breaker (__break_lease)
- * wakes up and rescans; a new lease taken on the inode before it does is
- * waited on without ever being broken (lm_break is called once per break),
- * the breaker polling each jiffy until that lease happens to go. So new
- * leases on a recently broken inode wait for the cool-down to end (the
- * slow path of device_map sleeps anyway).
- */
-#define P2PMAP_COOLDOWN_MS	100
-#define P2PMAP_COOLDOWN_SLOTS	16
-
-struct p2pmap_cooldown {
-	struct inode *inode;		/* compared only, never dereferenced */
-	unsigned long until;		/* jiffies */
-};
-
-static struct p2pmap_cooldown p2pmap_cooldown[P2PMAP_COOLDOWN_SLOTS];
-static unsigned int p2pmap_cooldown_next;
-
-/* Caller holds p2pmap_lease_lock. */
-static void p2pmap_cooldown_start(struct inode *inode)
-{
-	struct p2pmap_cooldown *c = &p2pmap_cooldown[p2pmap_cooldown_next++ %
-						      P2PMAP_COOLDOWN_SLOTS];
-
-	c->inode = inode;
-	c->until = jiffies + msecs_to_jiffies(P2PMAP_COOLDOWN_MS);
-}
-
-/* Jiffies left of @inode's cool-down, 0 if none. */
-static unsigned long p2pmap_cooldown_left(struct inode *inode)
-{
-	unsigned long flags, left = 0;
-	int i;
-
-	spin_lock_irqsave(&p2pmap_lease_lock, flags);
-	for (i = 0; i < P2PMAP_COOLDOWN_SLOTS; i++)
-		if (p2pmap_cooldown[i].inode == inode &&
-		    time_before(jiffies, p2pmap_cooldown[i].until))
-			left = max(left, p2pmap_cooldown[i].until - jiffies);
-	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-	return left;
-}
-
 static struct kthread_worker *p2pmap_worker;
 static bool p2pmap_lease_exiting;	/* under p2pmap_lease_lock */
+static struct kthread_delayed_work p2pmap_reap_work;
+
+static void p2pmap_reap_fn(struct kthread_work *work)
+{
+	unsigned long next_ms = p2pmap_rust_reap_unclaimed();
+
+	if (next_ms)
+		p2pmap_reap_schedule(next_ms);
+}
+
+void p2pmap_reap_schedule(unsigned long delay_ms)
+{
+	/* Does nothing if already pending: the earlier expiry comes first. */
+	kthread_queue_delayed_work(p2pmap_worker, &p2pmap_reap_work,
+				   msecs_to_jiffies(delay_ms));
+}
 
 static void p2pmap_lease_break_fn(struct kthread_work *work)
 {
@@ -103,14 +78,8 @@ static void p2pmap_lease_release_fn(struct kthread_work *work)
 	 * gone. Counted just before, so that the count is there when the
 	 * breaker returns to its caller.
 	 */
-	if (l->break_ns) {
-		unsigned long flags;
-
+	if (l->break_ns)
 		p2pmap_rust_lease_released(l->break_ns);
-		spin_lock_irqsave(&p2pmap_lease_lock, flags);
-		p2pmap_cooldown_start(l->inode);
-		spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-	}
 	kernel_setlease(l->file, F_UNLCK, NULL, &owner);
 	/* A break queued before the release must not run on freed memory. */
 	kthread_cancel_work_sync(&l->break_work);
@@ -189,14 +158,10 @@ int p2pmap_lease_get(struct file *file)
 	struct inode *inode = file_inode(file);
 	struct p2pmap_lease *new;
 	struct file_lease *fl;
-	unsigned long flags, left;
+	unsigned long flags;
 	int ret;
 
 	might_sleep();
-	if (p2pmap_lease_ref_existing(inode, &ret))
-		return ret;
-	while ((left = p2pmap_cooldown_left(inode)))
-		schedule_timeout_uninterruptible(left);
 	if (p2pmap_lease_ref_existing(inode, &ret))
 		return ret;
 
@@ -230,6 +195,13 @@ int p2pmap_lease_get(struct file *file)
 	fl->c.flc_owner = new;
 	fl->c.flc_pid = current->tgid;
 	fl->c.flc_file = new->file;
+	/*
+	 * -EAGAIN while the lease we held is still being released after a
+	 * break (FL_UNLOCK_PENDING), and while a breaker still waits for the
+	 * inode's leases to go: the series makes generic_add_lease() refuse
+	 * a lease that a waiting breaker would never break (patch 6), so no
+	 * cool-down is needed here.
+	 */
 	ret = kernel_setlease(new->file, F_RDLCK, &fl, NULL);
 	if (fl)
 		locks_free_lease(fl);	/* not used (error, or merged) */
@@ -301,6 +273,7 @@ int p2pmap_lease_init(void)
 	if (IS_ERR(p2pmap_worker))
 		return PTR_ERR(p2pmap_worker);
 	sched_set_fifo(p2pmap_worker->task);
+	kthread_init_delayed_work(&p2pmap_reap_work, p2pmap_reap_fn);
 	return 0;
 }
 
@@ -311,6 +284,8 @@ void p2pmap_lease_exit(void)
 	spin_lock_irqsave(&p2pmap_lease_lock, flags);
 	p2pmap_lease_exiting = true;
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	/* Re-queueing itself is blocked while it is being cancelled. */
+	kthread_cancel_delayed_work_sync(&p2pmap_reap_work);
 	/* Every lease was put (windows drained): run their releases, stop. */
 	kthread_destroy_worker(p2pmap_worker);
 }

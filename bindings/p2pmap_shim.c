@@ -17,6 +17,7 @@
 #include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pci.h>
+#include <linux/pci-p2pdma.h>
 #include <linux/sched.h>
 
 #include "p2pmap_shim.h"
@@ -180,6 +181,28 @@ static void p2pmap_widen_to_folios(struct address_space *mapping,
 	}
 }
 
+bool p2pmap_file_is_swapfile(struct file *file)
+{
+	return IS_SWAPFILE(file_inode(file));
+}
+
+void p2pmap_file_wait_direct_io(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+
+	/*
+	 * An aligned direct write holds the iolock shared only while it
+	 * submits (xfs_file_dio_write_aligned()) and completes later; XFS's
+	 * map_blocks does not wait for it. Taking i_rwsem exclusively orders
+	 * us after every submitter that passed its layout break before our
+	 * lease existed (it has done inode_dio_begin() by the time it
+	 * unlocks); writers that come later break the lease.
+	 */
+	inode_lock(inode);
+	inode_dio_wait(inode);
+	inode_unlock(inode);
+}
+
 bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end)
 {
 	struct address_space *mapping = file->f_mapping;
@@ -272,6 +295,29 @@ static bool p2pmap_acs_redir(struct pci_dev *pdev)
  * closest common upstream bridge; ACS redirection on any bridge on the way
  * (including the common one) sends the TLPs up to the root complex.
  */
+u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev)
+{
+	void *probe = pci_alloc_p2pmem(pdev, PAGE_SIZE);
+	u64 cap = 0;
+	pci_bus_addr_t bus;
+	int i;
+
+	if (!probe)
+		return 0;
+	bus = pci_p2pmem_virt_to_bus(pdev, probe);
+	for (i = 0; i < PCI_STD_NUM_BARS; i++) {
+		pci_bus_addr_t start = pci_bus_address(pdev, i);
+
+		if ((pci_resource_flags(pdev, i) & IORESOURCE_MEM) &&
+		    bus >= start && bus - start < pci_resource_len(pdev, i)) {
+			cap = pci_resource_len(pdev, i);
+			break;
+		}
+	}
+	pci_free_p2pmem(pdev, probe, PAGE_SIZE);
+	return cap;
+}
+
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev)
 {
 	struct pci_dev *client, *a, *bb;

@@ -82,6 +82,14 @@ bool p2pmap_file_is_dax(struct file *file);
  * (walking up from the gendisk), with a reference (pci_dev_put()), or NULL.
  */
 struct pci_dev *p2pmap_file_pci_dev(struct file *file);
+/* IS_SWAPFILE(file_inode(file)): the swap code owns its blocks. */
+bool p2pmap_file_is_swapfile(struct file *file);
+/*
+ * Waits for the direct I/O in flight on the file's inode to complete
+ * (inode_dio_wait() under i_rwsem, the XFS iolock, as a truncate does).
+ * Sleeps; call without mmap_lock.
+ */
+void p2pmap_file_wait_direct_io(struct file *file);
 /*
  * Drops the clean, unmapped page-cache pages of [@start, @end) of the file
  * (invalidate_mapping_pages()) and tells whether any page is left.
@@ -118,11 +126,27 @@ bool p2pmap_lease_broken(struct file *file);
 void p2pmap_lease_put(struct file *file);
 int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);
+/*
+ * Runs p2pmap_rust_reap_unclaimed() on the lease worker in @delay_ms
+ * (unless already pending). Any context.
+ */
+void p2pmap_reap_schedule(unsigned long delay_ms);
+/*
+ * Implemented in Rust: frees the unclaimed windows that expired; returns
+ * the milliseconds until the next one expires, 0 if none is left.
+ */
+unsigned long p2pmap_rust_reap_unclaimed(void);
 /* Implemented in Rust: revoke every window of the file's inode. */
 void p2pmap_rust_lease_broken(struct file *file, u64 break_ns);
 void p2pmap_rust_lease_released(u64 break_ns);
 
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev);
+/*
+ * An upper bound of the P2P memory @pdev publishes: the length of the BAR
+ * its pool lies in (found by allocating one page), 0 if unknown (the pool
+ * is full). Sleeps.
+ */
+u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev);
 
 /* PCI driver unbind notifications (NVMe removal), see p2pmap_shim.c. */
 int p2pmap_pci_notifier_register(void);

@@ -18,9 +18,12 @@ use kernel::{
     sync::aref::ARef,
 };
 
-use crate::logic::{
-    reason::Reason,
-    request::{self, MapRequest, ValidRequest, VmaInfo},
+use crate::{
+    logic::{
+        reason::Reason,
+        request::{self, MapRequest, ValidRequest, VmaInfo},
+    },
+    windows::Claimant,
 };
 
 #[allow(
@@ -175,6 +178,13 @@ impl ValidMapCall<'_> {
         self.pa
     }
 
+    /// Who asks, for the window's claim: the importer and the virtual range
+    /// it will give back with `device_unmap`.
+    pub(crate) fn claimant(&self) -> Claimant {
+        let len = self.pa.len() * PAGE_SIZE;
+        Claimant::new(device_key(self.importer), self.start, self.start + len)
+    }
+
     /// The file byte range `[start, end)` of the request.
     pub(crate) fn file_range(&self) -> (i64, i64) {
         // SAFETY: the vma is valid and locked, `start` inside it (invariant).
@@ -212,6 +222,12 @@ impl MappedFile<'_> {
     pub(crate) fn size(&self) -> i64 {
         // SAFETY: `file` is valid (type invariant).
         unsafe { ext::p2pmap_file_size(self.file) }
+    }
+
+    /// The file is an active swap file (the swap code owns its blocks).
+    pub(crate) fn is_swapfile(&self) -> bool {
+        // SAFETY: `file` is valid (type invariant).
+        unsafe { ext::p2pmap_file_is_swapfile(self.file) }
     }
 
     /// The inode is DAX.
@@ -301,6 +317,18 @@ impl SlowPath {
         Ok(LeaseRef {
             file: self.file.clone(),
         })
+    }
+
+    /// Waits for the direct I/O in flight on the inode: a direct write
+    /// submitted before the lease was taken broke no lease, and
+    /// `map_blocks` does not wait for it. Call after [`Self::take_lease`]
+    /// (later writers break the lease) and before staging.
+    ///
+    /// Context: sleeps; takes i_rwsem.
+    pub(crate) fn wait_direct_io(&self) {
+        // SAFETY: we hold a reference on the file; no lock held (the
+        // caller's mmap_lock was released).
+        unsafe { ext::p2pmap_file_wait_direct_io(self.file.as_ptr()) };
     }
 
     /// The filesystem's `map_blocks` for a read mapping starting at file
@@ -404,6 +432,22 @@ pub(crate) fn now_ns() -> u64 {
     // is up (long before modules load).
     let t = unsafe { bindings::ktime_get() };
     u64::try_from(t).unwrap_or(0)
+}
+
+/// Runs [`crate::windows::reap_unclaimed`] on the lease worker in `ms`
+/// milliseconds, unless a run is already pending. Any context.
+pub(crate) fn reap_schedule(ms: u64) {
+    // SAFETY: the lease worker exists from `lease_init` to `lease_exit`,
+    // and windows are only published (the only caller) in between.
+    unsafe { ext::p2pmap_reap_schedule(ms as c_ulong) };
+}
+
+/// Called by p2pmap_lease.c from the lease worker: frees the unclaimed
+/// windows that expired; returns the milliseconds until the next expiry (0:
+/// none left).
+#[no_mangle]
+extern "C" fn p2pmap_rust_reap_unclaimed() -> c_ulong {
+    crate::windows::reap_unclaimed(now_ns()) as c_ulong
 }
 
 /// Sets up the lease machinery (its real-time kthread worker). Module init.
@@ -546,14 +590,25 @@ impl PciDevRef {
         ours
     }
 
+    /// An upper bound of the P2P memory this function publishes (the length
+    /// of the BAR its pool is in), `None` while the pool is full.
+    ///
+    /// Context: sleeps (allocates and frees one page of the pool).
+    pub(crate) fn p2pmem_capacity(&self) -> Option<usize> {
+        // SAFETY: a live pci_dev (type invariant).
+        let cap = unsafe { ext::p2pmap_p2pmem_capacity(self.0.as_ptr()) };
+        usize::try_from(cap).ok().filter(|&c| c > 0)
+    }
+
     /// `pci_p2pdma_distance_many()` from this function to `client`, or
-    /// `None` when P2P between them is not supported.
-    pub(crate) fn p2p_distance(&self, client: &Device) -> Option<i32> {
+    /// `None` when P2P between them is not supported. With `verbose`, the
+    /// kernel logs why it refuses (a warning per call: callers ratelimit).
+    pub(crate) fn p2p_distance(&self, client: &Device, verbose: bool) -> Option<i32> {
         // `Device` wraps `struct device` transparently (its `as_raw` is
         // crate-private), so the cast keeps the address.
         let mut client: *mut bindings::device = core::ptr::from_ref(client).cast_mut().cast();
         // SAFETY: a live provider and one live client device.
-        let d = unsafe { ext::pci_p2pdma_distance_many(self.0.as_ptr(), &mut client, 1, true) };
+        let d = unsafe { ext::pci_p2pdma_distance_many(self.0.as_ptr(), &mut client, 1, verbose) };
         (d >= 0).then_some(d)
     }
 
@@ -589,6 +644,12 @@ impl Drop for PciDevRef {
     }
 }
 
+/// Identifies a device for window claims (never dereferenced).
+fn device_key(dev: &Device) -> usize {
+    // The address of the `struct device` (`Device` wraps it transparently).
+    core::ptr::from_ref(dev) as usize
+}
+
 /// One `device_unmap` call.
 pub(crate) struct UnmapCall<'a> {
     importer: &'a Device,
@@ -606,6 +667,11 @@ impl UnmapCall<'_> {
     /// The range that was mapped.
     pub(crate) fn range(&self) -> (usize, usize) {
         (self.start, self.end)
+    }
+
+    /// The claim this call gives back (see [`ValidMapCall::claimant`]).
+    pub(crate) fn claimant(&self) -> Claimant {
+        Claimant::new(device_key(self.importer), self.start, self.end)
     }
 
     /// The first bus address `device_map` returned for the mapping: it
@@ -830,10 +896,27 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<KBox<crate::windows::Slot>>> = KVec::new();
 }
 
-/// Initializes the window registry lock. Call once, at module init.
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init_windows()` in module init, before the
+    // provider and the PCI notifier are registered (its only users).
+    pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<usize>> = KVec::new();
+}
+
+/// Initializes the window registry lock and the lock of the list of NVMe
+/// functions being removed. Call once, at module init.
 pub(crate) fn init_windows() {
-    // SAFETY: called once from module init, before any use of `WINDOWS`.
-    unsafe { WINDOWS.init() };
+    // SAFETY: called once from module init, before any use of `WINDOWS` or
+    // `REMOVING`.
+    unsafe {
+        WINDOWS.init();
+        REMOVING.init();
+    }
+}
+
+/// The PCI functions being unbound from their driver (keys), from the unbind
+/// notification until the driver is gone; read under the registry lock.
+pub(crate) fn removing() -> &'static kernel::sync::lock::GlobalLock<REMOVING> {
+    &REMOVING
 }
 
 /// The window registry: a spinlock, since `device_unmap` may run in

@@ -15,6 +15,7 @@ use kernel::{
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
+    sync::atomic::{Atomic, Relaxed},
     time::{delay::fsleep, Delta},
 };
 
@@ -46,9 +47,10 @@ impl Provider for P2pProvider {
         let write_seq = windows::cpu_write_seq(inode);
         let staged = windows::is_staged(inode, start, call.pa().len());
         let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
+        let who = call.claimant();
         if !STATS.take_injected_retry() {
             // Fast path, under the caller's mmap_lock.
-            match windows::claim(inode, start, call.pa()) {
+            match windows::claim(inode, start, call.pa(), who) {
                 Some(Ok(())) => {
                     STATS.mapped();
                     dev_dbg!(
@@ -71,14 +73,21 @@ impl Provider for P2pProvider {
         // window staged under a broken lease is thrown away.
         let slot = match slow.take_lease() {
             Err(e) => Slot::refused(inode, start, pages, Reason::of_lease_error(-e.to_errno())),
-            Ok(lease) => match stage(&slow, &nvme, start, pages) {
-                Ok(_) if lease.broken() => Slot::refused(inode, start, pages, Reason::LeaseBroken),
-                Ok(buf) => {
-                    STATS.window_staged(buf.size());
-                    Slot::ready(inode, start, pages, buf, lease, write_seq)
+            Ok(lease) => {
+                // Direct writes submitted before the lease existed broke
+                // nothing: let them land before the blocks are read.
+                slow.wait_direct_io();
+                match stage(&slow, &nvme, start, pages) {
+                    Ok(_) if lease.broken() => {
+                        Slot::refused(inode, start, pages, Reason::LeaseBroken)
+                    }
+                    Ok(buf) => {
+                        STATS.window_staged(buf.size());
+                        Slot::ready(inode, start, pages, buf, lease, write_seq)
+                    }
+                    Err(r) => Slot::refused(inode, start, pages, r),
                 }
-                Err(r) => Slot::refused(inode, start, pages, r),
-            },
+            }
         };
         // If publishing fails (no memory), the retry simply stages again.
         let _ = windows::publish(slot);
@@ -89,7 +98,9 @@ impl Provider for P2pProvider {
     fn unmap(call: UnmapCall<'_>) {
         STATS.unmap_called();
         if let Some(pa) = call.first_pa() {
-            windows::release(pa);
+            if !windows::release(pa, call.claimant()) {
+                STATS.unmap_unmatched();
+            }
         }
         let (start, end) = call.range();
         dev_dbg!(
@@ -137,6 +148,9 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
     if file.is_dax() {
         return Err(Reason::Dax);
     }
+    if file.is_swapfile() {
+        return Err(Reason::Swapfile);
+    }
     if !file.has_block_ops() {
         return Err(Reason::NoBlockOps);
     }
@@ -144,8 +158,15 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
     if !staged && !nvme.publishes_p2pmem() {
         return Err(Reason::NoP2pProvider);
     }
-    nvme.p2p_distance(call.importer())
-        .ok_or(Reason::NoP2pPath)?;
+    if nvme.p2p_distance(call.importer(), false).is_none() {
+        // Once more, verbose, for the kernel to log why (the counter says
+        // how often): every call used to, and an importer that falls back
+        // and retries flooded the log.
+        if verbose_refusal_allowed() {
+            nvme.p2p_distance(call.importer(), true);
+        }
+        return Err(Reason::NoP2pPath);
+    }
     // Bus addresses are only right when a switch routes the TLPs.
     if !nvme.bus_addr_path(call.importer()) {
         return Err(Reason::HostBridgeRoute);
@@ -159,6 +180,23 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason
         return Err(Reason::PageCacheResident);
     }
     Ok(nvme)
+}
+
+/// `ktime_get_ns()` of the last verbose P2P-distance refusal.
+static LAST_VERBOSE_NS: Atomic<u64> = Atomic::new(0);
+
+/// Nanoseconds between two refusals the kernel explains in the log.
+const VERBOSE_INTERVAL_NS: u64 = 10_000_000_000;
+
+/// Whether this P2P-path refusal may be explained in the log: one every
+/// [`VERBOSE_INTERVAL_NS`], whichever importer asks.
+fn verbose_refusal_allowed() -> bool {
+    let now = ffi::now_ns();
+    let last = LAST_VERBOSE_NS.load(Relaxed);
+    if last != 0 && now.saturating_sub(last) < VERBOSE_INTERVAL_NS {
+        return false;
+    }
+    LAST_VERBOSE_NS.cmpxchg(last, now, Relaxed).is_ok()
 }
 
 /// Stages `pages` pages at file byte `start` into a new CMB window:
@@ -316,7 +354,8 @@ pub(crate) fn device_unbound(dev: usize) {
 const REMOVAL_WAIT_STEPS: usize = 100;
 
 /// CMB pressure: revokes least recently used windows that importers still
-/// map in `nvme`'s CMB, about `bytes` of them. Returns whether any was.
+/// map in `nvme`'s CMB, about `bytes` of them (at least one). Returns
+/// whether any was.
 fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
     let t = ffi::now_ns();
     revoke(
@@ -326,9 +365,13 @@ fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
     ) > 0
 }
 
-/// A CMB window of `len` bytes: if the CMB is full, reclaims the windows
-/// nobody maps, then revokes least recently used mapped ones (their
-/// importers map again later) and tries again.
+/// A CMB window of `len` bytes. What cannot fit in the CMB at all is
+/// refused before anything is revoked. If the CMB is full: frees the
+/// unclaimed windows whose callers had their chance to claim them, then
+/// revokes least recently used mapped windows (their importers map again
+/// later): first as many bytes as are missing if the CMB holds only
+/// p2pmap's windows, then, if others use it or it is fragmented, `len` more
+/// at most. One request never revokes more than twice its size.
 ///
 /// Context: slow path; sleeps.
 fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
@@ -338,14 +381,22 @@ fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
     if let Some(buf) = CmbBuf::alloc(nvme, len) {
         return Ok(buf);
     }
-    if windows::evict_unclaimed() > 0 {
+    let capacity = nvme.p2pmem_capacity();
+    if capacity.is_some_and(|c| len > c) {
+        return Err(Reason::TooLarge);
+    }
+    if windows::evict_unclaimed(ffi::now_ns()) > 0 {
         if let Some(buf) = CmbBuf::alloc(nvme, len) {
             return Ok(buf);
         }
     }
-    // The pool may be fragmented: a few rounds, each revoking `len` more.
-    for _ in 0..PRESSURE_ROUNDS {
-        if !revoke_lru(nvme, len) {
+    let held = windows::bytes_on_device(nvme.key());
+    let missing = match capacity {
+        Some(c) => revoke::bytes_to_free(len, c, held),
+        None => len,
+    };
+    for bytes in [missing, len] {
+        if !revoke_lru(nvme, bytes) {
             break;
         }
         if let Some(buf) = CmbBuf::alloc(nvme, len) {
@@ -354,9 +405,6 @@ fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
     }
     Err(Reason::CmbFull)
 }
-
-/// Rounds of LRU revocation one allocation may do.
-const PRESSURE_ROUNDS: usize = 4;
 
 #[kunit_tests(p2pmap)]
 mod tests {
@@ -390,6 +438,8 @@ mod tests {
         assert_eq!(errno::EOPNOTSUPP, bindings::EOPNOTSUPP as i32);
         assert_eq!(errno::ENOMEM, bindings::ENOMEM as i32);
         assert_eq!(errno::EAGAIN, bindings::EAGAIN as i32);
+        assert_eq!(errno::ETXTBSY, bindings::ETXTBSY as i32);
+        assert_eq!(errno::E2BIG, bindings::E2BIG as i32);
     }
 
     #[test]

@@ -32,6 +32,12 @@ pub(crate) struct Stats {
     revocations: [Atomic<u64>; Cause::COUNT],
     /// Windows revoked (all causes).
     windows_revoked: Atomic<u64>,
+    /// `device_unmap` calls that matched no claim of a live window (late,
+    /// double, or for a window already freed by a device removal).
+    unmaps_unmatched: Atomic<u64>,
+    /// Windows (and refusals) freed because the caller of the slow path that
+    /// staged them never came back to claim them.
+    unclaimed_expired: Atomic<u64>,
     /// Revocation start (lease break, CMB allocation failure, unload, unbind
     /// notification) -> every importer mapping a revoked range quiesced
     /// (`unmap_mapping_range` returned: the notifiers ran synchronously).
@@ -70,6 +76,8 @@ impl Stats {
             refused: [const { Atomic::new(0) }; Reason::COUNT],
             revocations: [const { Atomic::new(0) }; Cause::COUNT],
             windows_revoked: Atomic::new(0),
+            unmaps_unmatched: Atomic::new(0),
+            unclaimed_expired: Atomic::new(0),
             quiesce_us: [const { Atomic::new(0) }; BUCKETS],
             dispatch_us: [const { Atomic::new(0) }; BUCKETS],
             release_us: [const { Atomic::new(0) }; BUCKETS],
@@ -92,6 +100,16 @@ impl Stats {
     /// Counts a `device_map` that released mmap_lock and asked for a retry.
     pub(crate) fn lock_dropped(&self) {
         self.lock_drop_retries.add(1, Relaxed);
+    }
+
+    /// Counts a `device_unmap` that matched no claim.
+    pub(crate) fn unmap_unmatched(&self) {
+        self.unmaps_unmatched.add(1, Relaxed);
+    }
+
+    /// Counts `n` unclaimed slots freed after they expired.
+    pub(crate) fn unclaimed_expired(&self, n: usize) {
+        self.unclaimed_expired.add(n as u64, Relaxed);
     }
 
     /// Counts a successful `device_map`.
@@ -240,6 +258,16 @@ impl Stats {
             writeln!(f, "revocations_{} {}", c.name(), self.revocations(c))?;
         }
         writeln!(f, "windows_revoked {}", self.windows_revoked.load(Relaxed))?;
+        writeln!(
+            f,
+            "unmaps_unmatched {}",
+            self.unmaps_unmatched.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "unclaimed_expired {}",
+            self.unclaimed_expired.load(Relaxed)
+        )?;
         Ok(())
     }
 }

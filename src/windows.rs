@@ -8,6 +8,12 @@
 //! may run in non-blockable notifier context. Nothing that sleeps or frees a
 //! window runs under the lock: removed slots are dropped after unlocking.
 //!
+//! A staged window is referenced by claims, one per `device_map` that
+//! returned it, each naming the importer and the virtual range it will give
+//! back: `device_unmap` drops the claim it names, never another importer's.
+//! A window nobody claims (its slow path's caller never retried) expires
+//! after [`UNCLAIMED_TTL_NS`]; the lease worker reaps it.
+//!
 //! The list holds boxed slots, in publication order (the eviction order of
 //! unclaimed slots). A removal shifts the pointers behind it: with slots
 //! stored inline it shifted whole slots, and a revocation of 256 windows,
@@ -49,7 +55,9 @@ pub(crate) enum State {
         /// window is published, the CPU may have written the range through
         /// a shared mapping meanwhile and the window is thrown away.
         write_seq: u64,
-        refs: u32,
+        /// One per `device_map` that returned the window and has not given
+        /// it back yet.
+        claims: KVec<Claimant>,
         /// Being revoked (lease broken): no new reference is handed out.
         revoking: bool,
     },
@@ -65,8 +73,39 @@ pub(crate) struct Slot {
     /// Value of [`USE_CLOCK`] at the last claim: the LRU order for CMB
     /// pressure.
     last_use: u64,
+    /// `ktime_get_ns()` when published: an unclaimed slot expires
+    /// [`UNCLAIMED_TTL_NS`] later.
+    published_ns: u64,
     state: State,
 }
+
+/// Who holds a claim on a window: the importing device and the virtual
+/// range it mapped (the arguments it passes to `device_unmap`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claimant {
+    importer: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Claimant {
+    /// `importer` identifies the device (never dereferenced); `[start, end)`
+    /// is the virtual range of the mapping.
+    pub(crate) fn new(importer: usize, start: usize, end: usize) -> Self {
+        Claimant {
+            importer,
+            start,
+            end,
+        }
+    }
+}
+
+/// How long a staged window (or a refusal) waits for the retry of the
+/// `device_map` call that staged it. The retry normally comes at once (the
+/// caller loops on `-EAGAIN`); one that comes later stages again. Only
+/// abandoned slow paths (importer killed, or gave up) leave slots this old,
+/// and such slots hold a file, its mount, its lease and CMB space.
+pub(crate) const UNCLAIMED_TTL_NS: u64 = 5_000_000_000;
 
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
@@ -95,38 +134,50 @@ fn tick() -> u64 {
     USE_CLOCK.load(Relaxed)
 }
 
-/// NVMe functions being unbound from their driver (keys, 0 = free entry),
-/// from the unbind notification until the driver is gone: nothing may be
-/// staged in their CMB, whose pages must all be freed for the removal to
-/// finish (see [`start_revoking_device`]). Entries are only set and cleared
-/// by the PCI bus notifier, one removal per entry.
-static REMOVING: [Atomic<usize>; MAX_REMOVING] = [const { Atomic::new(0) }; MAX_REMOVING];
-
-/// Concurrent NVMe removals tracked.
-const MAX_REMOVING: usize = 8;
-
-/// Whether function `dev` is being unbound: refuse to stage into its CMB.
+/// Whether function `dev` is being unbound (see [`ffi::removing`]): refuse
+/// to stage into its CMB, whose pages must all be freed for the removal to
+/// finish (see [`start_revoking_device`]).
 pub(crate) fn device_removing(dev: usize) -> bool {
-    REMOVING.iter().any(|e| e.load(Relaxed) == dev)
+    ffi::removing().lock().iter().any(|&d| d == dev)
 }
 
-fn mark_removing(dev: usize) {
-    if device_removing(dev) {
-        return;
-    }
-    if !REMOVING.iter().any(|e| e.cmpxchg(0, dev, Relaxed).is_ok()) {
-        // More removals at once than entries: this one is only protected by
-        // revocation and drain (a racing slow path may stage into it).
-        pr_warn!("too many concurrent CMB removals tracked\n");
+/// Marks function `dev` as being unbound, for as many removals at once as
+/// there are (a fixed table lost the mark of the ninth). The list grows
+/// outside its spinlock.
+///
+/// Context: process (the PCI bus notifier); sleeps.
+fn mark_removing(dev: usize) -> Result {
+    loop {
+        let want = {
+            let mut l = ffi::removing().lock();
+            if l.iter().any(|&d| d == dev) {
+                return Ok(());
+            }
+            if l.len() < l.capacity() {
+                // Within capacity: allocates nothing.
+                return Ok(l.push(dev, GFP_ATOMIC)?);
+            }
+            l.len() + 4
+        };
+        let mut bigger = KVec::with_capacity(want, GFP_KERNEL)?;
+        let mut l = ffi::removing().lock();
+        if l.capacity() < want {
+            for &d in l.iter() {
+                // Within capacity: allocates nothing.
+                bigger.push(d, GFP_ATOMIC)?;
+            }
+            core::mem::swap(&mut *l, &mut bigger);
+        }
+        drop(l);
+        // The smaller list (or the unused one) is freed outside the lock.
+        drop(bigger);
     }
 }
 
 /// The driver of function `dev` is gone (its P2P memory was released, so
 /// nothing can be staged there any more): forget the mark.
 pub(crate) fn device_removed(dev: usize) {
-    for e in REMOVING.iter() {
-        let _ = e.cmpxchg(dev, 0, Relaxed);
-    }
+    ffi::removing().lock().retain(|d| *d != dev);
 }
 
 /// A revoked window's inode key, file and byte range (start, length), for
@@ -150,11 +201,12 @@ impl Slot {
             start,
             pages,
             last_use: tick(),
+            published_ns: 0,
             state: State::Ready {
                 buf,
                 lease,
                 write_seq,
-                refs: 0,
+                claims: KVec::new(),
                 revoking: false,
             },
         }
@@ -167,6 +219,7 @@ impl Slot {
             start,
             pages,
             last_use: 0,
+            published_ns: 0,
             state: State::Refused(reason),
         }
     }
@@ -189,7 +242,10 @@ impl Slot {
 
     /// Not referenced by any importer: may be evicted.
     fn unclaimed(&self) -> bool {
-        !matches!(self.state, State::Ready { refs, .. } if refs > 0)
+        match &self.state {
+            State::Ready { claims, .. } => claims.is_empty(),
+            State::Refused(_) => true,
+        }
     }
 
     /// Staged in the CMB of function `dev`.
@@ -199,7 +255,7 @@ impl Slot {
 
     /// Referenced by importers and not being revoked: a CMB-pressure victim.
     fn live(&self) -> bool {
-        matches!(self.state, State::Ready { refs, revoking: false, .. } if refs > 0)
+        matches!(&self.state, State::Ready { claims, revoking: false, .. } if !claims.is_empty())
     }
 
     /// Marks a staged window revoking; `false` for a refusal.
@@ -244,10 +300,15 @@ impl Drop for Slot {
 /// come back yet).
 const MAX_UNCLAIMED: usize = 8;
 
-/// Fast path: if `[start, start + pages)` of `inode` is staged, takes a
-/// reference and fills `pa`; if the slow path refused it, returns (and
+/// Fast path: if `[start, start + pages)` of `inode` is staged, records the
+/// claim of `who` and fills `pa`; if the slow path refused it, returns (and
 /// forgets) the reason; `None` if nothing is known about the range.
-pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(), Reason>> {
+pub(crate) fn claim(
+    inode: usize,
+    start: i64,
+    pa: &mut [u64],
+    who: Claimant,
+) -> Option<Result<(), Reason>> {
     let pages = pa.len();
     let mut reg = ffi::windows().lock();
     let i = reg.iter().position(|s| {
@@ -255,8 +316,12 @@ pub(crate) fn claim(inode: usize, start: i64, pa: &mut [u64]) -> Option<Result<(
     })?;
     reg[i].last_use = tick();
     let refused = match &mut reg[i].state {
-        State::Ready { buf, refs, .. } => {
-            *refs += 1;
+        State::Ready { buf, claims, .. } => {
+            // Atomic: under the registry spinlock. A failure is a refusal
+            // like any other (the importer falls back).
+            if claims.push(who, GFP_ATOMIC).is_err() {
+                return Some(Err(Reason::NoMemory));
+            }
             for (k, p) in pa.iter_mut().enumerate() {
                 *p = buf.bus() + (k * PAGE_SIZE) as u64;
             }
@@ -288,7 +353,8 @@ pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
 /// Publishes what the slow path found for a range, replacing older
 /// unclaimed slots for it and evicting the oldest unclaimed slots beyond
 /// [`MAX_UNCLAIMED`].
-pub(crate) fn publish(slot: Slot) -> Result {
+pub(crate) fn publish(mut slot: Slot) -> Result {
+    slot.published_ns = ffi::now_ns();
     // Boxed before the lock is taken: the slow path may sleep.
     let mut slot = KBox::new(slot, GFP_KERNEL)?;
     let mut evicted = KVec::new();
@@ -332,57 +398,98 @@ pub(crate) fn publish(slot: Slot) -> Result {
     }
     drop(evicted);
     drop(discarded);
+    ffi::reap_schedule(UNCLAIMED_TTL_NS / 1_000_000);
     Ok(())
 }
 
-/// `device_unmap`: drops the reference of the window that starts at bus
-/// address `first_pa`; the last one frees it.
-pub(crate) fn release(first_pa: u64) {
+/// The lease worker's reaper: frees the unclaimed slots published more than
+/// [`UNCLAIMED_TTL_NS`] before `now_ns` (their callers never came back), so
+/// that they stop pinning a file, its mount and lease, and CMB space.
+/// Returns the milliseconds until the next unclaimed slot expires, 0 if
+/// there is none.
+pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
+    let mut next_ns = u64::MAX;
+    let n = drain_with(|s| {
+        if !s.unclaimed() {
+            return false;
+        }
+        let expires = s.published_ns.saturating_add(UNCLAIMED_TTL_NS);
+        if expires <= now_ns {
+            return true;
+        }
+        next_ns = next_ns.min(expires - now_ns);
+        false
+    });
+    STATS.unclaimed_expired(n);
+    if next_ns == u64::MAX {
+        0
+    } else {
+        // At least 1 ms: 0 means "nothing left".
+        (next_ns / 1_000_000).max(1)
+    }
+}
+
+/// `device_unmap`: drops the claim of `who` on the window that starts at bus
+/// address `first_pa`; the last claim frees it. Returns `false` if no live
+/// window has that claim (a late or double unmap, or one for a window a
+/// device removal already freed): nothing is dropped then, so such a call
+/// can never free a window another mapping still uses, even where bus
+/// addresses were reused (NVMe rebind, module reload).
+pub(crate) fn release(first_pa: u64, who: Claimant) -> bool {
     let mut freed = None;
     {
         let mut reg = ffi::windows().lock();
-        let Some(i) = reg.iter().position(
-            |s| matches!(&s.state, State::Ready { buf, refs, .. } if buf.bus() == first_pa && *refs > 0),
-        ) else {
-            return;
-        };
-        if let State::Ready { refs, .. } = &mut reg[i].state {
-            *refs -= 1;
-            if *refs == 0 {
-                freed = reg.remove(i).ok();
+        let mut found = None;
+        for (i, s) in reg.iter_mut().enumerate() {
+            if let State::Ready { buf, claims, .. } = &mut s.state {
+                if buf.bus() != first_pa {
+                    continue;
+                }
+                if let Some(k) = claims.iter().position(|c| *c == who) {
+                    // In bounds: `k` was just found.
+                    let _ = claims.remove(k);
+                    found = Some((i, claims.is_empty()));
+                }
+                // Windows never share a bus address: no other candidate.
+                break;
             }
+        }
+        match found {
+            None => return false,
+            Some((i, true)) => freed = reg.remove(i).ok(),
+            Some((_, false)) => {}
         }
     }
     drop(freed);
+    true
 }
 
-/// Frees every window no importer maps (staged by a caller that did not come
-/// back), oldest first: the first thing to reclaim when the CMB is full.
-/// Referenced windows are left alone (revoking them needs the layout-lease
+/// How long an unclaimed window is safe from CMB pressure: the caller of the
+/// slow path that staged it is retrying right now. Without it, two slow
+/// paths under pressure evicted each other's fresh windows and both retried
+/// (and staged) forever.
+const CLAIM_GRACE_NS: u64 = 1_000_000_000;
+
+/// CMB pressure: frees the staged windows no importer maps whose caller has
+/// had [`CLAIM_GRACE_NS`] to claim them (`now_ns` is `ktime_get_ns()`),
+/// oldest first. Referenced windows are left alone (revoking them needs the
 /// revocation path). Returns how many were freed.
-pub(crate) fn evict_unclaimed() -> usize {
-    let mut evicted = KVec::new();
-    {
-        let mut reg = ffi::windows().lock();
-        let mut i = 0;
-        while i < reg.len() {
-            if reg[i].unclaimed() {
-                match reg.remove(i) {
-                    Ok(slot) => {
-                        if evicted.push(slot, GFP_ATOMIC).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
-    let n = evicted.len();
-    drop(evicted);
-    n
+pub(crate) fn evict_unclaimed(now_ns: u64) -> usize {
+    drain_with(|s| {
+        matches!(s.state, State::Ready { .. })
+            && s.unclaimed()
+            && s.published_ns.saturating_add(CLAIM_GRACE_NS) <= now_ns
+    })
+}
+
+/// Bytes of the CMB of function `dev` that p2pmap's windows hold.
+pub(crate) fn bytes_on_device(dev: usize) -> usize {
+    ffi::windows()
+        .lock()
+        .iter()
+        .filter(|s| s.on_device(dev))
+        .map(|s| s.pages * PAGE_SIZE)
+        .sum()
 }
 
 /// Marks the staged windows that `pick` selects as revoking, so that no new
@@ -445,7 +552,11 @@ pub(crate) fn drain_revoked(inode: usize) -> usize {
 /// function is marked first: windows staged concurrently are discarded when
 /// they are published, and no new one is staged there.
 pub(crate) fn start_revoking_device(dev: usize) -> Result<KVec<Revoked>> {
-    mark_removing(dev);
+    if mark_removing(dev).is_err() {
+        // Out of memory: the revocation and the drain still run, but a slow
+        // path racing with them is not kept out of this CMB.
+        pr_warn!("could not mark a CMB being removed (out of memory)\n");
+    }
     start_revoking_with(|s| s.on_device(dev))
 }
 

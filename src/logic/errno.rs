@@ -29,3 +29,7 @@ pub const EOPNOTSUPP: i32 = 95;
 pub const ENOMEM: i32 = 12;
 /// Try again (a lease conflict while taking the layout lease).
 pub const EAGAIN: i32 = 11;
+/// Text file busy: the file is an active swap file.
+pub const ETXTBSY: i32 = 26;
+/// Argument list too long: the window would not fit in the CMB at all.
+pub const E2BIG: i32 = 7;

@@ -6,7 +6,8 @@
 //! in debugfs and by `p2pctl stat`) and the errno returned to the importer.
 
 use super::errno::{
-    EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC, ENXIO, EOPNOTSUPP, EXDEV,
+    E2BIG, EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC, ENXIO, EOPNOTSUPP,
+    ETXTBSY, EXDEV,
 };
 
 /// A refusal reason.
@@ -33,6 +34,9 @@ pub enum Reason {
     Dax,
     /// The filesystem has no export block ops (`map_blocks`), e.g. ext4.
     NoBlockOps,
+    /// An active swap file: the swap code does I/O to its blocks directly,
+    /// bypassing the filesystem and every lease.
+    Swapfile,
     /// The filesystem's block device is not an NVMe function whose CMB is
     /// published as P2P memory.
     NoP2pProvider,
@@ -57,6 +61,8 @@ pub enum Reason {
     MapBlocksFailed,
     /// No room in the CMB for the window.
     CmbFull,
+    /// The window is larger than the whole CMB: nothing is revoked for it.
+    TooLarge,
     /// Reading the blocks into the CMB failed.
     ReadFailed,
     /// The inode's layout lease is being broken (its block map is about to
@@ -79,7 +85,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 27] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -90,6 +96,7 @@ impl Reason {
         Reason::PrivateWritable,
         Reason::Dax,
         Reason::NoBlockOps,
+        Reason::Swapfile,
         Reason::NoP2pProvider,
         Reason::NoP2pPath,
         Reason::HostBridgeRoute,
@@ -99,6 +106,7 @@ impl Reason {
         Reason::ExtentUnsupported,
         Reason::MapBlocksFailed,
         Reason::CmbFull,
+        Reason::TooLarge,
         Reason::ReadFailed,
         Reason::LeaseBroken,
         Reason::CpuWrite,
@@ -123,6 +131,7 @@ impl Reason {
             Reason::PrivateWritable => "private_writable",
             Reason::Dax => "dax",
             Reason::NoBlockOps => "no_block_ops",
+            Reason::Swapfile => "swapfile",
             Reason::NoP2pProvider => "no_p2p_provider",
             Reason::NoP2pPath => "no_p2p_path",
             Reason::HostBridgeRoute => "host_bridge_route",
@@ -132,6 +141,7 @@ impl Reason {
             Reason::ExtentUnsupported => "extent_unsupported",
             Reason::MapBlocksFailed => "map_blocks_failed",
             Reason::CmbFull => "cmb_full",
+            Reason::TooLarge => "too_large",
             Reason::ReadFailed => "read_failed",
             Reason::LeaseBroken => "lease_broken",
             Reason::CpuWrite => "cpu_write",
@@ -162,8 +172,10 @@ impl Reason {
             Reason::Reflinked => ENXIO,
             Reason::MapBlocksFailed | Reason::ReadFailed => EIO,
             Reason::CmbFull => ENOSPC,
+            Reason::TooLarge => E2BIG,
             Reason::NoP2pPath | Reason::HostBridgeRoute => EXDEV,
             Reason::PageCacheResident | Reason::CpuWrite => EBUSY,
+            Reason::Swapfile => ETXTBSY,
         }
     }
 

@@ -96,6 +96,20 @@ pub const fn overlaps(a_start: i64, a_end: i64, b_start: i64, b_end: i64) -> boo
     a_start < a_end && b_start < b_end && a_start < b_end && b_start < a_end
 }
 
+/// CMB pressure: how many bytes of mapped windows to revoke so that a window
+/// of `len` bytes fits in a CMB of `capacity` bytes of which p2pmap's
+/// windows hold `held` (all of the rest free, if nobody else uses the CMB).
+/// At least one byte: the allocation failed, so something must go.
+pub const fn bytes_to_free(len: usize, capacity: usize, held: usize) -> usize {
+    let free = capacity.saturating_sub(held);
+    let missing = len.saturating_sub(free);
+    if missing == 0 {
+        1
+    } else {
+        missing
+    }
+}
+
 /// Number of CPU-write sequence counters (see [`write_seq_slot`]).
 pub const WRITE_SEQ_SLOTS: usize = 64;
 
@@ -173,6 +187,19 @@ pub fn percentile(counts: &[u64; BUCKETS], pct: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pressure_frees_only_what_is_missing() {
+        const M: usize = 1 << 20;
+        // 64 MiB CMB, 48 MiB held: a 32 MiB window needs 16 MiB more.
+        assert_eq!(bytes_to_free(32 * M, 64 * M, 48 * M), 16 * M);
+        // It would fit in what p2pmap thinks is free: fragmentation or
+        // another user of the CMB; something must still go.
+        assert_eq!(bytes_to_free(8 * M, 64 * M, 48 * M), 1);
+        // More held than the capacity (a stale bound): everything missing.
+        assert_eq!(bytes_to_free(8 * M, 64 * M, 80 * M), 8 * M);
+        assert_eq!(bytes_to_free(64 * M, 64 * M, 64 * M), 64 * M);
+    }
 
     #[test]
     fn buckets_are_powers_of_two() {

@@ -33,8 +33,10 @@ mod uapi;
 use edu::{Edu, CHUNK};
 use ffi::{DeviceMap, DmaPage, IntervalNotifier, Invalidate, InvalidateRange, VmOps};
 
-/// Largest range one MAP may cover.
-const MAX_MAP_LEN: u64 = 64 << 20;
+/// Largest range one MAP may cover: larger than the test CMB (64 MiB), so
+/// that a request that cannot fit reaches the provider. The bus address
+/// array (8 bytes a page, 256 KiB at most) may come from vmalloc.
+const MAX_MAP_LEN: u64 = 128 << 20;
 /// Attempts of device_map/hmm_range_fault before giving up on a racing range.
 const MAX_ATTEMPTS: u32 = 16;
 
@@ -111,9 +113,12 @@ struct Inner {
     mapped: bool,
     revoked: bool,
     /// P2P path: bus addresses from `device_map`, one per page.
-    pa: KVec<u64>,
+    pa: KVVec<u64>,
     /// P2P path: the ops to give the mapping back with.
     vm_ops: Option<VmOps>,
+    /// P2P path, after the mapping was given back: the same ops, for
+    /// `IOC_UNMAP_AGAIN` (a buggy importer's double unmap).
+    given_back: Option<VmOps>,
     /// Fallback path: DMA mappings of the page-cache pages.
     dma: KVec<DmaPage>,
 }
@@ -137,6 +142,7 @@ impl Inner {
         }
         if let Some(ops) = self.vm_ops.take() {
             ops.device_unmap(edu.device(), start, start + len, &mut self.pa);
+            self.given_back = Some(ops);
         }
         self.dma.clear();
         self.mapped = false;
@@ -203,8 +209,9 @@ impl MapState {
                 path: 0,
                 mapped: false,
                 revoked: false,
-                pa: KVec::new(),
+                pa: KVVec::new(),
                 vm_ops: None,
+                given_back: None,
                 dma: KVec::new(),
             }),
             invalidations: Atomic::new(0),
@@ -234,7 +241,7 @@ fn check_map_args(req: &uapi::Map) -> Result<(usize, usize, usize)> {
 
 /// Maps through `device_map`. Returns 0 on success, else device_map's
 /// (negative) errno. `pa` is consumed on success.
-fn map_p2p(m: &Mapping, mm: &kernel::mm::MmWithUser, pa: &mut KVec<u64>) -> Result<i32> {
+fn map_p2p(m: &Mapping, mm: &kernel::mm::MmWithUser, pa: &mut KVVec<u64>) -> Result<i32> {
     let s = m.data();
     let dev_flags = s.flags & uapi::MAP_WRITE;
     for _ in 0..MAX_ATTEMPTS {
@@ -321,7 +328,7 @@ impl ImporterFile {
         let (addr, len, pages) = check_map_args(req)?;
         let mm = ffi::current_mm().ok_or(EINVAL)?;
         let mm = &*mm;
-        let mut pa = KVec::from_elem(0u64, pages, GFP_KERNEL)?;
+        let mut pa = KVVec::from_elem(0u64, pages, GFP_KERNEL)?;
         let m = Arc::pin_init(
             IntervalNotifier::new(MapState::new(self.edu.clone(), addr, len, req.flags)),
             GFP_KERNEL,
@@ -407,6 +414,21 @@ impl ImporterFile {
         Ok(())
     }
 
+    /// Fault injection: calls `device_unmap` once more for a P2P mapping
+    /// that was already given back, as a buggy importer would.
+    fn unmap_again(&self, handle: u32) -> Result {
+        let m = self.lookup(handle)?;
+        let s = m.data();
+        let mut inner = s.inner.lock();
+        if inner.mapped {
+            return Err(EBUSY);
+        }
+        let inner = &mut *inner;
+        let ops = inner.given_back.as_ref().ok_or(EINVAL)?;
+        ops.device_unmap(s.edu.device(), s.addr, s.addr + s.len, &mut inner.pa);
+        Ok(())
+    }
+
     fn unmap(&self, handle: u32) -> Result {
         let removed = {
             let mut handles = self.handles.lock();
@@ -467,6 +489,10 @@ impl MiscDevice for ImporterFile {
             uapi::IOC_UNMAP => {
                 let handle: u32 = user.reader().read()?;
                 me.unmap(handle)?;
+            }
+            uapi::IOC_UNMAP_AGAIN => {
+                let handle: u32 = user.reader().read()?;
+                me.unmap_again(handle)?;
             }
             _ => return Err(ENOTTY),
         }

@@ -70,3 +70,5 @@ pub(crate) const IOC_WRITE: u32 = _IOW::<Rw>(MAGIC, 3);
 pub(crate) const IOC_STATUS: u32 = _IOWR::<Status>(MAGIC, 4);
 /// `P2PMAP_IOC_UNMAP`.
 pub(crate) const IOC_UNMAP: u32 = _IOW::<u32>(MAGIC, 5);
+/// `P2PMAP_IOC_UNMAP_AGAIN`.
+pub(crate) const IOC_UNMAP_AGAIN: u32 = _IOW::<u32>(MAGIC, 6);

@@ -26,7 +26,7 @@
  * Returns the handle (> 0) in .handle.
  * Errors: EINVAL (alignment, length, overflow, unknown flags), EFAULT (no
  * vma, or the range leaves the vma), EOPNOTSUPP (P2PMAP_MAP_NO_FALLBACK and
- * device_map refused, see .p2p_errno), E2BIG (more than 64 MiB), ENOMEM.
+ * device_map refused, see .p2p_errno), E2BIG (more than 128 MiB), ENOMEM.
  */
 struct p2pmap_map {
 	__u64 addr;
@@ -73,5 +73,12 @@ struct p2pmap_status {
 #define P2PMAP_IOC_WRITE	_IOW(P2PMAP_IOC_MAGIC, 3, struct p2pmap_rw)
 #define P2PMAP_IOC_STATUS	_IOWR(P2PMAP_IOC_MAGIC, 4, struct p2pmap_status)
 #define P2PMAP_IOC_UNMAP	_IOW(P2PMAP_IOC_MAGIC, 5, __u32)
+/*
+ * UNMAP_AGAIN (fault injection): call device_unmap() once more for a P2P
+ * handle whose mapping was already given back (revoked), as a buggy
+ * importer would. Errors: ENOENT, EBUSY (still mapped), EINVAL (never
+ * mapped peer to peer).
+ */
+#define P2PMAP_IOC_UNMAP_AGAIN	_IOW(P2PMAP_IOC_MAGIC, 6, __u32)
 
 #endif /* _P2PMAP_IMPORTER_H */

@@ -19,9 +19,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/aio_abi.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <unistd.h>
@@ -756,6 +760,54 @@ TEST_F(importer, munmap_revokes)
 	EXPECT_EQ(ESTALE, errno);
 }
 
+/*
+ * device_unmap() is keyed by everything the call carries: the importer and
+ * its virtual range, not only the first bus address. Two mappings (two
+ * vmas) share one window; the first is given back (munmap), then given
+ * back again by a buggy importer (UNMAP_AGAIN). The second unmap matches no
+ * claim: it is counted and drops nothing, and the window the other mapping
+ * still reads stays staged with its bytes. (Keyed by bus address alone, it
+ * dropped the other mapping's reference and freed the window under it.)
+ */
+TEST_F(importer, double_unmap_drops_no_other_claim)
+{
+	size_t len = round_up_page(self->size);
+	void *other = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct p2pmap_map a = map_req(self->map, len, P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_map b;
+	struct p2pmap_status st = { 0 };
+	uint64_t live = p2pmap_stat("windows_live");
+	uint64_t unmatched = p2pmap_stat("unmaps_unmatched");
+	char buf[100];
+
+	ASSERT_NE(MAP_FAILED, other);
+	ASSERT_NE(UINT64_MAX, unmatched);
+	b = map_req(other, len, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &a));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &b));
+	ASSERT_EQ(P2PMAP_PATH_P2P, b.path);
+	ASSERT_EQ(live + 1, p2pmap_stat("windows_live"));
+	/* a's vma goes: its notifier gives a's mapping back */
+	ASSERT_EQ(0, munmap(self->map, len));
+	self->map = mmap(NULL, len, PROT_READ, MAP_SHARED, self->fd, 0);	/* for teardown */
+	st.handle = a.handle;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	ASSERT_EQ(0, st.mapped);
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	/* and once more: matches nothing, drops nothing */
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP_AGAIN, &a.handle));
+	EXPECT_EQ(unmatched + 1, p2pmap_stat("unmaps_unmatched"));
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, importer_read(self->dev, b.handle, 3 * 4096 + 10, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 3 * 4096 + 10, sizeof(buf), 7));
+	/* b's own unmap still frees the window */
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &b.handle));
+	EXPECT_EQ(live, p2pmap_stat("windows_live"));
+	EXPECT_EQ(unmatched + 1, p2pmap_stat("unmaps_unmatched"));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &a.handle));
+	munmap(other, len);
+}
+
 /* truncate unmaps the file range from every mm: the importer sees it. */
 TEST_F(importer, truncate_revokes_then_remap_reads_new_contents)
 {
@@ -1066,6 +1118,101 @@ TEST(cmb_pressure_revokes_the_lru_window)
 }
 
 /*
+ * CMB pressure revokes what is missing, no more, and nothing for a window
+ * that cannot fit at all. A (16 MiB) and B (24 MiB) are mapped in the 64 MiB
+ * CMB, A is used again (B is the least recently used); C (32 MiB) needs 8
+ * MiB more than is free: B alone is revoked (before, windows were revoked
+ * until they added up to C's whole size: A too). D (96 MiB) is larger than
+ * the CMB: refused up front (E2BIG, too_large), nothing revoked (before,
+ * every window was revoked, then the request failed anyway).
+ */
+TEST(cmb_pressure_revokes_only_what_is_missing)
+{
+	const size_t M = 1 << 20, sa = 16 * M, sb = 24 * M, sc = 32 * M, sd = 96 * M;
+	char pa[256], pb[256], pc[256], pd[256];
+	int dev, fa, fb, fc, fd;
+	void *ma, *mb, *mc, *md;
+	struct p2pmap_map again, d;
+	struct p2pmap_status st = { 0 };
+	uint32_t ha, hb, hc;
+	uint64_t pressure, too_large;
+	char buf[64];
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, p2pmap_stat("cmb_bytes_used")) TH_LOG("the CMB must start empty");
+	snprintf(pa, sizeof(pa), XFS_DIR "/pr_a.%d", getpid());
+	snprintf(pb, sizeof(pb), XFS_DIR "/pr_b.%d", getpid());
+	snprintf(pc, sizeof(pc), XFS_DIR "/pr_c.%d", getpid());
+	snprintf(pd, sizeof(pd), XFS_DIR "/pr_d.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(pa, sa, 51));
+	ASSERT_EQ(0, make_pattern_file(pb, sb, 52));
+	ASSERT_EQ(0, make_pattern_file(pc, sc, 53));
+	fd = open(pd, O_CREAT | O_TRUNC | O_RDWR, 0644);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, sd));	/* a hole: never staged here */
+	close(fd);
+
+	ha = map_file(dev, pa, sa, &ma, &fa);
+	ASSERT_NE(0, ha);
+	hb = map_file(dev, pb, sb, &mb, &fb);
+	ASSERT_NE(0, hb);
+	/* A used again: B is the least recently used window */
+	again = map_req(ma, sa, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &again));
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &again.handle));
+	pressure = p2pmap_stat("windows_revoked");
+	too_large = p2pmap_stat("refused_too_large");
+	ASSERT_NE(UINT64_MAX, too_large);
+
+	hc = map_file(dev, pc, sc, &mc, &fc);
+	ASSERT_NE(0, hc);
+	EXPECT_EQ(pressure + 1, p2pmap_stat("windows_revoked"));
+	st.handle = hb;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	st.handle = ha;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(0, st.revoked) TH_LOG("A was revoked although B made room enough");
+	EXPECT_EQ(0, importer_read(dev, ha, sa - sizeof(buf), sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, sa - sizeof(buf), sizeof(buf), 51));
+	EXPECT_EQ(0, importer_read(dev, hc, sc / 2, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, sc / 2, sizeof(buf), 53));
+
+	/* D cannot fit in the CMB at all */
+	fd = open(pd, O_RDONLY);
+	ASSERT_LE(0, fd);
+	md = mmap(NULL, sd, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, md);
+	d = map_req(md, sd, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &d));
+	EXPECT_EQ(E2BIG, errno);
+	EXPECT_EQ(too_large + 1, p2pmap_stat("refused_too_large"));
+	EXPECT_EQ(pressure + 1, p2pmap_stat("windows_revoked"));
+	st.handle = hc;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(0, st.revoked);
+
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &ha));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &hb));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &hc));
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	munmap(ma, sa);
+	munmap(mb, sb);
+	munmap(mc, sc);
+	munmap(md, sd);
+	close(fa);
+	close(fb);
+	close(fc);
+	close(fd);
+	unlink(pa);
+	unlink(pb);
+	unlink(pc);
+	unlink(pd);
+	close(dev);
+}
+
+/*
  * A reflink involving a device-mapped file breaks its layout lease (XFS:
  * xfs_ilock2_io_mmap() breaks the layouts of source and destination), so
  * it revokes whether the file is the source or the destination. Its
@@ -1235,6 +1382,316 @@ TEST(stress_map_truncate_rewrite)
 		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("worker %d failed at step %d", i, WEXITSTATUS(status));
 	}
 	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+}
+
+/* Polls (10 ms steps) until the stats counter @name equals @want; 0 if it
+ * did within @bound_s seconds. The bound only catches a hang. */
+static int wait_stat(const char *name, uint64_t want, int bound_s)
+{
+	int i;
+
+	for (i = 0; i < bound_s * 100; i++) {
+		if (p2pmap_stat(name) == want)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* The source of the filesystem mounted at @dir, from /proc/mounts. */
+static int mount_source(const char *dir, char *src, size_t len)
+{
+	char line[512], dev[256], mnt[256];
+	FILE *f = fopen("/proc/mounts", "r");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %255s", dev, mnt) == 2 && !strcmp(mnt, dir)) {
+			snprintf(src, len, "%s", dev);
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/*
+ * A caller that never comes back after -EAGAIN (killed, or gave up) leaves
+ * the window its slow path staged. Such a window holds the file, its
+ * mount, its layout lease and CMB space; it expires (UNCLAIMED_TTL_NS, 5 s)
+ * and the lease worker frees it, also when the file was unlinked
+ * meanwhile, and the filesystem can then be unmounted.
+ */
+TEST(abandoned_window_expires_and_umount_succeeds)
+{
+	const size_t size = 8 * 4096;
+	uint64_t live, expired;
+	char path[256], src[256];
+	int i, ret = -1;
+	struct p2pmap_map m;
+	void *map;
+	int dev, fd;
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, mount_source(XFS_DIR, src, sizeof(src)));
+	snprintf(path, sizeof(path), XFS_DIR "/abandoned.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 5));
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	live = p2pmap_stat("windows_live");
+	expired = p2pmap_stat("unclaimed_expired");
+	ASSERT_NE(UINT64_MAX, expired);
+
+	/* every call takes the slow path: the importer gives up (EBUSY) */
+	ASSERT_EQ(0, set_inject_retry(1000));
+	m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EBUSY, errno);
+	ASSERT_EQ(0, set_inject_retry(0));
+	/* what the last slow path staged is left behind, unclaimed */
+	EXPECT_EQ(live + 1, p2pmap_stat("windows_live"));
+	munmap(map, size);
+	close(fd);
+	close(dev);
+	ASSERT_EQ(0, unlink(path));
+
+	EXPECT_EQ(0, wait_stat("windows_live", live, 120))
+		TH_LOG("the abandoned window was not freed");
+	EXPECT_LE(expired + 1, p2pmap_stat("unclaimed_expired"));
+	if (live == 0)
+		EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	/*
+	 * Nothing of p2pmap's pins the filesystem any more. The lease's file
+	 * is put from the lease worker after the window is freed, and a
+	 * kthread's fput() is itself deferred: retry while busy (the bound
+	 * only catches a file that is never put).
+	 */
+	for (i = 0; i < 600; i++) {
+		ret = umount(XFS_DIR);
+		if (!ret || errno != EBUSY)
+			break;
+		usleep(100000);
+	}
+	ASSERT_EQ(0, ret) TH_LOG("umount %s: %s", XFS_DIR, strerror(errno));
+	ASSERT_EQ(0, mount(src, XFS_DIR, "xfs", 0, NULL))
+		TH_LOG("mount %s %s: %s", src, XFS_DIR, strerror(errno));
+}
+
+static long aio_syscall_setup(unsigned int nr, aio_context_t *ctx)
+{
+	return syscall(SYS_io_setup, nr, ctx);
+}
+
+/*
+ * Aligned O_DIRECT writes hold XFS's iolock only while they are submitted
+ * and complete later; map_blocks does not wait for them. device_map waits
+ * for direct I/O in flight (inode_dio_wait) once it holds the layout lease:
+ * a window staged while asynchronous direct writes are in flight, and not
+ * revoked, holds what they wrote. Several rounds, each with 8 libaio writes
+ * of 512 KiB in flight while another process maps the file; sampled pages
+ * read through the device must hold the new bytes.
+ */
+TEST(direct_write_in_flight_is_not_staged_stale)
+{
+	const size_t size = 4 << 20, piece = 512 << 10;
+	const int rounds = 6, pieces = size / piece;
+	const size_t sample[] = { 0, 127, 255, 383, 511, 639, 767, 1023 };
+	int r, i, served = 0;
+	char path[256];
+	unsigned char *data;
+	void *map;
+	int dev, fd, dfd;
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/dio.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 40));
+	ASSERT_EQ(0, posix_memalign((void **)&data, 4096, size));
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	dfd = open(path, O_WRONLY | O_DIRECT);
+	ASSERT_LE(0, dfd);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+
+	for (r = 0; r < rounds; r++) {
+		unsigned int seed = 41 + r;
+		struct iocb cbs[8], *cbp[8];
+		struct io_event ev[8];
+		aio_context_t ctx = 0;
+		struct p2pmap_status st = { 0 };
+		struct p2pmap_map m;
+		int got = 0, mapped;
+		size_t k;
+
+		for (k = 0; k < size; k++)
+			data[k] = pattern_byte(k, seed);
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		ASSERT_EQ(0, aio_syscall_setup(pieces, &ctx));
+		for (i = 0; i < pieces; i++) {
+			memset(&cbs[i], 0, sizeof(cbs[i]));
+			cbs[i].aio_fildes = dfd;
+			cbs[i].aio_lio_opcode = IOCB_CMD_PWRITE;
+			cbs[i].aio_buf = (uintptr_t)(data + i * piece);
+			cbs[i].aio_nbytes = piece;
+			cbs[i].aio_offset = i * piece;
+			cbp[i] = &cbs[i];
+		}
+		ASSERT_EQ(pieces, syscall(SYS_io_submit, ctx, pieces, cbp));
+		/* while they are in flight */
+		m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+		mapped = !ioctl(dev, P2PMAP_IOC_MAP, &m);
+		while (got < pieces) {
+			long n = syscall(SYS_io_getevents, ctx, 1, pieces - got, ev, NULL);
+
+			ASSERT_LT(0, n);
+			for (i = 0; i < n; i++)
+				ASSERT_EQ((long long)piece, (long long)ev[i].res);
+			got += n;
+		}
+		syscall(SYS_io_destroy, ctx);
+		if (!mapped) {
+			TH_LOG("round %d: MAP refused (%s)", r, strerror(errno));
+			continue;
+		}
+		st.handle = m.handle;
+		ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+		if (!st.revoked) {
+			served++;
+			for (i = 0; i < (int)(sizeof(sample) / sizeof(sample[0])); i++) {
+				unsigned char buf[64];
+				uint64_t off = sample[i] * 4096 + 100;
+
+				ASSERT_EQ(0, importer_read(dev, m.handle, off, sizeof(buf), buf));
+				EXPECT_EQ(0, check_pattern(buf, off, sizeof(buf), seed))
+					TH_LOG("round %d: page %zu holds bytes from before the direct write",
+					       r, sample[i]);
+			}
+		}
+		EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle));
+	}
+	TH_LOG("%d of %d rounds served peer to peer and checked", served, rounds);
+	munmap(map, size);
+	free(data);
+	close(dfd);
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
+/*
+ * A lease taken while a lease breaker sleeps is never broken by it:
+ * __break_lease() calls lm_break() once per lease, then only waits. 64
+ * files are mapped by threads that map again and again, without pause,
+ * also while their window is revoked; 64 truncates, one per file, start at
+ * once. Every truncate must finish while the threads go on mapping (patch 6
+ * refuses new leases while a breaker waits). Before, a thread that got a
+ * new lease between the release and the breaker's rescan kept the truncate
+ * waiting for as long as it kept mapping (a 16-slot, 100 ms cool-down
+ * guessed at it).
+ */
+#define BREAK_FILES 64
+
+struct remapper {
+	char path[256];
+	pthread_t thread;
+	pthread_t truncater;
+	volatile int *stop;
+	volatile int truncated;
+	volatile int start;
+	int maps;
+};
+
+static void *remap_loop(void *arg)
+{
+	struct remapper *r = arg;
+	const size_t size = 2 * 4096;
+	uint32_t held = 0;
+	int dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	int fd = open(r->path, O_RDONLY);
+	void *map = fd < 0 ? MAP_FAILED : mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+
+	if (dev < 0 || map == MAP_FAILED)
+		return NULL;
+	while (!*r->stop) {
+		struct p2pmap_map m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+
+		if (ioctl(dev, P2PMAP_IOC_MAP, &m))
+			continue;
+		r->maps++;
+		if (held)
+			ioctl(dev, P2PMAP_IOC_UNMAP, &held);
+		held = m.handle;
+	}
+	if (held)
+		ioctl(dev, P2PMAP_IOC_UNMAP, &held);
+	munmap(map, size);
+	close(fd);
+	close(dev);
+	return NULL;
+}
+
+static volatile int break_go;
+
+static void *truncate_one(void *arg)
+{
+	struct remapper *r = arg;
+
+	while (!break_go)
+		sched_yield();
+	if (!truncate(r->path, 4096))
+		r->truncated = 1;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 600)
+{
+	static struct remapper rm[BREAK_FILES];
+	volatile int stop = 0;
+	int i, done = 0, t;
+
+	for (i = 0; i < BREAK_FILES; i++) {
+		snprintf(rm[i].path, sizeof(rm[i].path), XFS_DIR "/brk.%d.%d", getpid(), i);
+		ASSERT_EQ(0, make_pattern_file(rm[i].path, 2 * 4096, i));
+		rm[i].stop = &stop;
+		rm[i].truncated = 0;
+		rm[i].maps = 0;
+		ASSERT_EQ(0, pthread_create(&rm[i].thread, NULL, remap_loop, &rm[i]));
+	}
+	/* every file mapped at least once (bound: a hang, not a budget) */
+	for (t = 0; t < 120 * 100; t++) {
+		for (i = 0; i < BREAK_FILES && rm[i].maps; i++)
+			;
+		if (i == BREAK_FILES)
+			break;
+		usleep(10000);
+	}
+	ASSERT_EQ(BREAK_FILES, i) TH_LOG("file %d never mapped", i);
+	for (i = 0; i < BREAK_FILES; i++)
+		ASSERT_EQ(0, pthread_create(&rm[i].truncater, NULL, truncate_one, &rm[i]));
+	break_go = 1;
+	/* the truncates must end while the threads still map */
+	for (t = 0; t < 300 * 100; t++) {
+		for (i = 0, done = 0; i < BREAK_FILES; i++)
+			done += rm[i].truncated;
+		if (done == BREAK_FILES)
+			break;
+		usleep(10000);
+	}
+	EXPECT_EQ(BREAK_FILES, done) TH_LOG("%d truncates still waiting on a lease", BREAK_FILES - done);
+	stop = 1;
+	for (i = 0; i < BREAK_FILES; i++) {
+		pthread_join(rm[i].thread, NULL);
+		pthread_join(rm[i].truncater, NULL);
+		unlink(rm[i].path);
+	}
+	EXPECT_EQ(0, wait_stat("windows_live", 0, 60));
 }
 
 TEST_HARNESS_MAIN
