@@ -65,7 +65,7 @@ static void p2pmap_lease_break_fn(struct kthread_work *work)
 {
 	struct p2pmap_lease *l = container_of(work, struct p2pmap_lease, break_work);
 
-	p2pmap_rust_lease_broken(l->file, l->break_ns);
+	p2pmap_rust_lease_broken(l->inode, l->break_ns);
 }
 
 static void p2pmap_lease_release_fn(struct kthread_work *work)

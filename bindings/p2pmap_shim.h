@@ -136,8 +136,8 @@ void p2pmap_reap_schedule(unsigned long delay_ms);
  * the milliseconds until the next one expires, 0 if none is left.
  */
 unsigned long p2pmap_rust_reap_unclaimed(void);
-/* Implemented in Rust: revoke every window of the file's inode. */
-void p2pmap_rust_lease_broken(struct file *file, u64 break_ns);
+/* Implemented in Rust: revoke every window of @inode (a key only). */
+void p2pmap_rust_lease_broken(struct inode *inode, u64 break_ns);
 void p2pmap_rust_lease_released(u64 break_ns);
 
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev);

@@ -2,8 +2,10 @@
 
 //! FFI layer: p2pmap's own bindgen output (`bindings/p2pmap_generated.rs`)
 //! and the safe wrappers around it and around the raw `kernel::bindings`
-//! the rest of the module needs. This is the only file of p2pmap with
-//! `unsafe` code; policy lives in `provider.rs` and `logic/`.
+//! the rest of the module needs. All of p2pmap's `unsafe` code is here but
+//! the initialization of the registry's locks (`windows.rs`); policy lives
+//! in `provider.rs` and `logic/`. This file imports neither of them: the
+//! C-to-Rust entry points live with the code they call.
 
 use core::{marker::PhantomData, ptr::NonNull};
 use kernel::{
@@ -18,12 +20,9 @@ use kernel::{
     sync::aref::ARef,
 };
 
-use crate::{
-    logic::{
-        reason::Reason,
-        request::{self, MapRequest, ValidRequest, VmaInfo},
-    },
-    windows::Claimant,
+use crate::logic::{
+    reason::Reason,
+    request::{self, MapRequest, ValidRequest, VmaInfo},
 };
 
 #[allow(
@@ -402,29 +401,6 @@ impl Drop for LeaseRef {
     }
 }
 
-/// Called by p2pmap_lease.c, in process context (a work item), when the
-/// layout lease of `file`'s inode is broken; `break_ns` is when
-/// (`ktime_get_ns()` in `lm_break`).
-///
-/// # Safety
-///
-/// `file` is a live file the caller holds a reference on.
-#[no_mangle]
-unsafe extern "C" fn p2pmap_rust_lease_broken(file: *mut bindings::file, break_ns: u64) {
-    // SAFETY: the lease code holds a reference on `file` while its break
-    // work can run.
-    let file = unsafe { File::from_raw_file(file) };
-    crate::provider::revoke_inode(inode_key(file), break_ns);
-}
-
-/// Called by p2pmap_lease.c (a work item) just before it releases a broken
-/// layout lease; `break_ns` is when it was broken (`ktime_get_ns()` in
-/// `lm_break`, the clock of [`now_ns`]).
-#[no_mangle]
-extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
-    crate::stats::STATS.lease_released(break_ns, now_ns());
-}
-
 /// `ktime_get_ns()`: CLOCK_MONOTONIC, the clock the lease code stamps
 /// breaks with.
 pub(crate) fn now_ns() -> u64 {
@@ -440,14 +416,6 @@ pub(crate) fn reap_schedule(ms: u64) {
     // SAFETY: the lease worker exists from `lease_init` to `lease_exit`,
     // and windows are only published (the only caller) in between.
     unsafe { ext::p2pmap_reap_schedule(ms as c_ulong) };
-}
-
-/// Called by p2pmap_lease.c from the lease worker: frees the unclaimed
-/// windows that expired; returns the milliseconds until the next expiry (0:
-/// none left).
-#[no_mangle]
-extern "C" fn p2pmap_rust_reap_unclaimed() -> c_ulong {
-    crate::windows::reap_unclaimed(now_ns()) as c_ulong
 }
 
 /// Sets up the lease machinery (its real-time kthread worker). Module init.
@@ -641,6 +609,26 @@ impl Drop for PciDevRef {
     fn drop(&mut self) {
         // SAFETY: we own one reference (type invariant).
         unsafe { bindings::pci_dev_put(self.0.as_ptr()) };
+    }
+}
+
+/// Who holds a claim on a window: the importing device and the virtual
+/// range it mapped, i.e. what it passes to `device_unmap` (see
+/// [`ValidMapCall::claimant`] and [`UnmapCall::claimant`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claimant {
+    importer: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Claimant {
+    fn new(importer: usize, start: usize, end: usize) -> Self {
+        Claimant {
+            importer,
+            start,
+            end,
+        }
     }
 }
 
@@ -865,22 +853,6 @@ impl Drop for PciUnbindNotifier {
     }
 }
 
-/// Called by the PCI bus notifier (process context, may sleep, the device
-/// lock of `pdev` held) before `pdev` is unbound from its driver.
-#[no_mangle]
-extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
-    // Only the address is used, as the key windows record their CMB's
-    // function by (`PciDevRef::key`).
-    crate::provider::revoke_device(pdev as usize);
-}
-
-/// Called by the PCI bus notifier after `pdev`'s driver was unbound (its
-/// devres, hence its P2P memory, released).
-#[no_mangle]
-extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
-    crate::provider::device_unbound(pdev as usize);
-}
-
 /// `unmap_mapping_range()` of a file byte range: every mm that maps it is
 /// invalidated through its mmu notifiers before this returns.
 ///
@@ -888,39 +860,4 @@ extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
 pub(crate) fn revoke_file_range(file: &File, start: i64, len: usize) {
     // SAFETY: `file` is a live file (the caller holds a reference).
     unsafe { ext::p2pmap_file_unmap_range(file.as_ptr(), start, len as i64) };
-}
-
-kernel::sync::global_lock! {
-    // SAFETY: initialized by `init_windows()` in module init, before the
-    // provider is registered (the only users are provider callbacks).
-    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<KBox<crate::windows::Slot>>> = KVec::new();
-}
-
-kernel::sync::global_lock! {
-    // SAFETY: initialized by `init_windows()` in module init, before the
-    // provider and the PCI notifier are registered (its only users).
-    pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<usize>> = KVec::new();
-}
-
-/// Initializes the window registry lock and the lock of the list of NVMe
-/// functions being removed. Call once, at module init.
-pub(crate) fn init_windows() {
-    // SAFETY: called once from module init, before any use of `WINDOWS` or
-    // `REMOVING`.
-    unsafe {
-        WINDOWS.init();
-        REMOVING.init();
-    }
-}
-
-/// The PCI functions being unbound from their driver (keys), from the unbind
-/// notification until the driver is gone; read under the registry lock.
-pub(crate) fn removing() -> &'static kernel::sync::lock::GlobalLock<REMOVING> {
-    &REMOVING
-}
-
-/// The window registry: a spinlock, since `device_unmap` may run in
-/// non-blockable notifier context.
-pub(crate) fn windows() -> &'static kernel::sync::lock::GlobalLock<WINDOWS> {
-    &WINDOWS
 }

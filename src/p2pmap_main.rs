@@ -39,7 +39,7 @@ struct P2pMap {
 impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
-        ffi::init_windows();
+        windows::init();
         ffi::lease_init()?;
         let registered = (|| {
             let debugfs = stats::Debugfs::new()?;

@@ -12,6 +12,7 @@
 //! path.
 
 use kernel::{
+    bindings,
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
@@ -306,10 +307,42 @@ pub(crate) fn revoke_all() {
     windows::drain(None);
 }
 
+/// Called by p2pmap_lease.c, in process context (the lease worker), when
+/// the layout lease of `inode` is broken; `break_ns` is when
+/// (`ktime_get_ns()` in `lm_break`). The pointer is only a key.
+#[no_mangle]
+extern "C" fn p2pmap_rust_lease_broken(inode: *mut bindings::inode, break_ns: u64) {
+    revoke_inode(inode as usize, break_ns);
+}
+
+/// Called by p2pmap_lease.c (the lease worker) just before it releases a
+/// broken layout lease; `break_ns` is when it was broken (the clock of
+/// [`ffi::now_ns`]).
+#[no_mangle]
+extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
+    STATS.lease_released(break_ns, ffi::now_ns());
+}
+
+/// Called by the PCI bus notifier (process context, may sleep, the device
+/// lock of `pdev` held) before `pdev` is unbound from its driver. The
+/// pointer is only a key, the one windows record their CMB's function by
+/// (`PciDevRef::key`).
+#[no_mangle]
+extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
+    revoke_device(pdev as usize);
+}
+
+/// Called by the PCI bus notifier after `pdev`'s driver was unbound (its
+/// devres, hence its P2P memory, released).
+#[no_mangle]
+extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
+    device_unbound(pdev as usize);
+}
+
 /// The layout lease of `inode` was broken at `break_ns` (truncate, write,
 /// fallocate, reflink on XFS): revoke its windows; the last one releases
 /// the lease.
-pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
+fn revoke_inode(inode: usize, break_ns: u64) {
     STATS.lease_broken();
     STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
     revoke(
@@ -323,7 +356,7 @@ pub(crate) fn revoke_inode(inode: usize, break_ns: u64) {
 /// The NVMe function `dev` is about to be unbound from its driver (its CMB
 /// goes away with it): revoke every window it holds and free them all
 /// before returning. Context: process (bus notifier), may sleep.
-pub(crate) fn revoke_device(dev: usize) {
+fn revoke_device(dev: usize) {
     let t = ffi::now_ns();
     let n = revoke(windows::start_revoking_device(dev), Cause::DeviceRemoval, t);
     // A claim in flight (device_map returned, the importer not committed
@@ -346,7 +379,7 @@ pub(crate) fn revoke_device(dev: usize) {
 
 /// The driver of function `dev` was unbound (after [`revoke_device`]): its
 /// P2P memory is gone.
-pub(crate) fn device_unbound(dev: usize) {
+fn device_unbound(dev: usize) {
     windows::device_removed(dev);
 }
 

@@ -3,7 +3,7 @@
 //! CMB windows: file ranges staged in the NVMe CMB, shared by every importer
 //! that maps the same range, freed when the last one unmaps.
 //!
-//! The registry is a spinlock-protected list (`ffi::windows()`): the fast
+//! The registry is a spinlock-protected list (`registry()`): the fast
 //! path of `device_map` runs under the caller's mmap_lock and `device_unmap`
 //! may run in non-blockable notifier context. Nothing that sleeps or frees a
 //! window runs under the lock: removed slots are dropped after unlocking.
@@ -22,6 +22,7 @@
 //! measured).
 
 use kernel::{
+    ffi::c_ulong,
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
@@ -32,13 +33,49 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{self, CmbBuf, LeaseRef},
+    ffi::{self, Claimant, CmbBuf, LeaseRef},
     logic::{
         reason::Reason,
         revoke::{self, WRITE_SEQ_SLOTS},
     },
     stats::STATS,
 };
+
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init()` in module init, before the provider,
+    // the lease worker and the PCI notifier are registered (its only users).
+    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<KBox<Slot>>> = KVec::new();
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init()` in module init, before the provider
+    // and the PCI notifier are registered (its only users).
+    pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<usize>> = KVec::new();
+}
+
+/// Initializes the registry lock and the lock of the list of PCI functions
+/// being removed. Call once, at module init, before anything else of this
+/// file.
+pub(crate) fn init() {
+    // SAFETY: called once from module init, before any use of `WINDOWS` or
+    // `REMOVING`.
+    unsafe {
+        WINDOWS.init();
+        REMOVING.init();
+    }
+}
+
+/// The window registry: a spinlock, since `device_unmap` may run in
+/// non-blockable notifier context.
+fn registry() -> &'static kernel::sync::lock::GlobalLock<WINDOWS> {
+    &WINDOWS
+}
+
+/// The PCI functions being unbound from their driver (keys), from the unbind
+/// notification until the driver is gone; read under the registry lock.
+fn removing() -> &'static kernel::sync::lock::GlobalLock<REMOVING> {
+    &REMOVING
+}
 
 /// A staged window, or the refusal the slow path found (handed to the
 /// retried call, which cannot learn it otherwise: the slow path had to
@@ -79,27 +116,6 @@ pub(crate) struct Slot {
     state: State,
 }
 
-/// Who holds a claim on a window: the importing device and the virtual
-/// range it mapped (the arguments it passes to `device_unmap`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Claimant {
-    importer: usize,
-    start: usize,
-    end: usize,
-}
-
-impl Claimant {
-    /// `importer` identifies the device (never dereferenced); `[start, end)`
-    /// is the virtual range of the mapping.
-    pub(crate) fn new(importer: usize, start: usize, end: usize) -> Self {
-        Claimant {
-            importer,
-            start,
-            end,
-        }
-    }
-}
-
 /// How long a staged window (or a refusal) waits for the retry of the
 /// `device_map` call that staged it. The retry normally comes at once (the
 /// caller loops on `-EAGAIN`); one that comes later stages again. Only
@@ -138,7 +154,7 @@ fn tick() -> u64 {
 /// to stage into its CMB, whose pages must all be freed for the removal to
 /// finish (see [`start_revoking_device`]).
 pub(crate) fn device_removing(dev: usize) -> bool {
-    ffi::removing().lock().iter().any(|&d| d == dev)
+    removing().lock().contains(&dev)
 }
 
 /// Marks function `dev` as being unbound, for as many removals at once as
@@ -149,8 +165,8 @@ pub(crate) fn device_removing(dev: usize) -> bool {
 fn mark_removing(dev: usize) -> Result {
     loop {
         let want = {
-            let mut l = ffi::removing().lock();
-            if l.iter().any(|&d| d == dev) {
+            let mut l = removing().lock();
+            if l.contains(&dev) {
                 return Ok(());
             }
             if l.len() < l.capacity() {
@@ -160,7 +176,7 @@ fn mark_removing(dev: usize) -> Result {
             l.len() + 4
         };
         let mut bigger = KVec::with_capacity(want, GFP_KERNEL)?;
-        let mut l = ffi::removing().lock();
+        let mut l = removing().lock();
         if l.capacity() < want {
             for &d in l.iter() {
                 // Within capacity: allocates nothing.
@@ -177,7 +193,7 @@ fn mark_removing(dev: usize) -> Result {
 /// The driver of function `dev` is gone (its P2P memory was released, so
 /// nothing can be staged there any more): forget the mark.
 pub(crate) fn device_removed(dev: usize) {
-    ffi::removing().lock().retain(|d| *d != dev);
+    removing().lock().retain(|d| *d != dev);
 }
 
 /// A revoked window's inode key, file and byte range (start, length), for
@@ -310,7 +326,7 @@ pub(crate) fn claim(
     who: Claimant,
 ) -> Option<Result<(), Reason>> {
     let pages = pa.len();
-    let mut reg = ffi::windows().lock();
+    let mut reg = registry().lock();
     let i = reg.iter().position(|s| {
         s.is(inode, start, pages) && !matches!(s.state, State::Ready { revoking: true, .. })
     })?;
@@ -338,7 +354,7 @@ pub(crate) fn claim(
 
 /// Whether a window of exactly this range is staged and not being revoked.
 pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
-    ffi::windows().lock().iter().any(|s| {
+    registry().lock().iter().any(|s| {
         s.is(inode, start, pages)
             && matches!(
                 s.state,
@@ -360,7 +376,7 @@ pub(crate) fn publish(mut slot: Slot) -> Result {
     let mut evicted = KVec::new();
     let mut discarded = None;
     {
-        let mut reg = ffi::windows().lock();
+        let mut reg = registry().lock();
         // Checked under the registry lock: lm_break marks the lease broken
         // before it queues the revocation, which takes this lock to find the
         // windows, so either we see the break here or it sees our window.
@@ -402,6 +418,12 @@ pub(crate) fn publish(mut slot: Slot) -> Result {
     Ok(())
 }
 
+/// Called by p2pmap_lease.c from the lease worker: [`reap_unclaimed`] now.
+#[no_mangle]
+extern "C" fn p2pmap_rust_reap_unclaimed() -> c_ulong {
+    reap_unclaimed(ffi::now_ns()) as c_ulong
+}
+
 /// The lease worker's reaper: frees the unclaimed slots published more than
 /// [`UNCLAIMED_TTL_NS`] before `now_ns` (their callers never came back), so
 /// that they stop pinning a file, its mount and lease, and CMB space.
@@ -438,7 +460,7 @@ pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
 pub(crate) fn release(first_pa: u64, who: Claimant) -> bool {
     let mut freed = None;
     {
-        let mut reg = ffi::windows().lock();
+        let mut reg = registry().lock();
         let mut found = None;
         for (i, s) in reg.iter_mut().enumerate() {
             if let State::Ready { buf, claims, .. } = &mut s.state {
@@ -484,7 +506,7 @@ pub(crate) fn evict_unclaimed(now_ns: u64) -> usize {
 
 /// Bytes of the CMB of function `dev` that p2pmap's windows hold.
 pub(crate) fn bytes_on_device(dev: usize) -> usize {
-    ffi::windows()
+    registry()
         .lock()
         .iter()
         .filter(|s| s.on_device(dev))
@@ -500,9 +522,9 @@ fn start_revoking_with(mut pick: impl FnMut(&Slot) -> bool) -> Result<KVec<Revok
     // Allocate outside the lock (a revocation must not fail for lack of
     // atomic memory); retry if windows were added meanwhile.
     loop {
-        let n = ffi::windows().lock().len();
+        let n = registry().lock().len();
         let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut reg = ffi::windows().lock();
+        let mut reg = registry().lock();
         if reg.len() > n {
             continue;
         }
@@ -533,7 +555,7 @@ pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
 /// `device_map`.
 pub(crate) fn mark_revoking_range(inode: usize, start: i64, end: i64) -> usize {
     let mut n = 0;
-    for s in ffi::windows().lock().iter_mut() {
+    for s in registry().lock().iter_mut() {
         if s.overlaps(inode, start, end) && s.mark_revoking() {
             n += 1;
         }
@@ -566,7 +588,7 @@ pub(crate) fn start_revoking_lru(dev: usize, bytes: usize) -> Result<KVec<Revoke
     // The oldest `last_use` such that the live windows at or before it add
     // up to `bytes`; found under the lock, then used as the cut-off.
     let cutoff = {
-        let reg = ffi::windows().lock();
+        let reg = registry().lock();
         let mut cands = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
         for s in reg.iter().filter(|s| s.live() && s.on_device(dev)) {
             cands.push((s.last_use, s.pages * PAGE_SIZE), GFP_ATOMIC)?;
@@ -616,7 +638,7 @@ pub(crate) fn drain_device(dev: usize) -> usize {
 
 /// Whether an importer still references a window in the CMB of `dev`.
 pub(crate) fn referenced_on_device(dev: usize) -> bool {
-    ffi::windows()
+    registry()
         .lock()
         .iter()
         .any(|s| s.on_device(dev) && !s.unclaimed())
@@ -628,7 +650,7 @@ fn drain_with(mut take: impl FnMut(&Slot) -> bool) -> usize {
     let mut gone = KVec::new();
     let mut n = 0;
     {
-        let mut reg = ffi::windows().lock();
+        let mut reg = registry().lock();
         let mut i = 0;
         while i < reg.len() {
             if take(&reg[i]) {

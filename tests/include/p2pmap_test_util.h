@@ -52,6 +52,43 @@ static inline int make_pattern_file(const char *path, size_t size, unsigned int 
 	return close(fd);
 }
 
+/*
+ * make_pattern_file() with O_DIRECT writes (@size a multiple of 4 KiB): the
+ * file's pages never enter the page cache, so nothing can keep the range
+ * from being staged (a clean folio that fadvise(DONTNEED) cannot drop was
+ * seen, now and then, after writing tens of MiB).
+ */
+static inline int make_pattern_file_direct(const char *path, size_t size, unsigned int seed)
+{
+	const size_t chunk = 1 << 20;
+	unsigned char *buf;
+	size_t off = 0;
+	int fd, ret = -1;
+
+	if (size % 4096 || posix_memalign((void **)&buf, 4096, chunk))
+		return -1;
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_DIRECT, 0644);
+	if (fd < 0)
+		goto out;
+	while (off < size) {
+		size_t n = size - off < chunk ? size - off : chunk;
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			buf[i] = pattern_byte(off + i, seed);
+		if (pwrite(fd, buf, n, off) != (ssize_t)n)
+			goto out_close;
+		off += n;
+	}
+	ret = fsync(fd);
+out_close:
+	if (close(fd))
+		ret = -1;
+out:
+	free(buf);
+	return ret;
+}
+
 /* 0 if @buf holds the pattern of file offsets [@off, @off + @len). */
 static inline int check_pattern(const void *buf, uint64_t off, size_t len, unsigned int seed)
 {

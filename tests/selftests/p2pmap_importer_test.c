@@ -1145,18 +1145,18 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	snprintf(pb, sizeof(pb), XFS_DIR "/pr_b.%d", getpid());
 	snprintf(pc, sizeof(pc), XFS_DIR "/pr_c.%d", getpid());
 	snprintf(pd, sizeof(pd), XFS_DIR "/pr_d.%d", getpid());
-	ASSERT_EQ(0, make_pattern_file(pa, sa, 51));
-	ASSERT_EQ(0, make_pattern_file(pb, sb, 52));
-	ASSERT_EQ(0, make_pattern_file(pc, sc, 53));
+	ASSERT_EQ(0, make_pattern_file_direct(pa, sa, 51));
+	ASSERT_EQ(0, make_pattern_file_direct(pb, sb, 52));
+	ASSERT_EQ(0, make_pattern_file_direct(pc, sc, 53));
 	fd = open(pd, O_CREAT | O_TRUNC | O_RDWR, 0644);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ftruncate(fd, sd));	/* a hole: never staged here */
 	close(fd);
 
 	ha = map_file(dev, pa, sa, &ma, &fa);
-	ASSERT_NE(0, ha);
+	ASSERT_NE(0, ha) TH_LOG("map A: %s", strerror(errno));
 	hb = map_file(dev, pb, sb, &mb, &fb);
-	ASSERT_NE(0, hb);
+	ASSERT_NE(0, hb) TH_LOG("map B: %s", strerror(errno));
 	/* A used again: B is the least recently used window */
 	again = map_req(ma, sa, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &again));
@@ -1166,7 +1166,7 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	ASSERT_NE(UINT64_MAX, too_large);
 
 	hc = map_file(dev, pc, sc, &mc, &fc);
-	ASSERT_NE(0, hc);
+	ASSERT_NE(0, hc) TH_LOG("map C: %s", strerror(errno));
 	EXPECT_EQ(pressure + 1, p2pmap_stat("windows_revoked"));
 	st.handle = hb;
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
@@ -1209,6 +1209,45 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	unlink(pb);
 	unlink(pc);
 	unlink(pd);
+	close(dev);
+}
+
+/*
+ * An active swap file: the swap code reads and writes its blocks directly
+ * (bmap'ed at swapon), bypassing the page cache, the filesystem and every
+ * layout lease, so p2pmap would never learn that they changed. Refused with
+ * its own reason (ETXTBSY, as write() to it is).
+ */
+TEST(active_swap_file_is_refused)
+{
+	const size_t size = 4 << 20;
+	uint64_t refused = p2pmap_stat("refused_swapfile");
+	struct p2pmap_map m;
+	char path[256], cmd[512];
+	void *map;
+	int dev, fd;
+
+	ASSERT_NE(UINT64_MAX, refused);
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/swap.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 9));	/* no holes */
+	ASSERT_EQ(0, chmod(path, 0600));
+	snprintf(cmd, sizeof(cmd), "mkswap -q %s", path);
+	ASSERT_EQ(0, system(cmd));
+	ASSERT_EQ(0, syscall(SYS_swapon, path, 0)) TH_LOG("swapon: %s", strerror(errno));
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ETXTBSY, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_swapfile"));
+	munmap(map, size);
+	close(fd);
+	EXPECT_EQ(0, syscall(SYS_swapoff, path));
+	unlink(path);
 	close(dev);
 }
 
@@ -1493,9 +1532,11 @@ static long aio_syscall_setup(unsigned int nr, aio_context_t *ctx)
  * and complete later; map_blocks does not wait for them. device_map waits
  * for direct I/O in flight (inode_dio_wait) once it holds the layout lease:
  * a window staged while asynchronous direct writes are in flight, and not
- * revoked, holds what they wrote. Several rounds, each with 8 libaio writes
- * of 512 KiB in flight while another process maps the file; sampled pages
- * read through the device must hold the new bytes.
+ * revoked, holds what they wrote. Each round preallocates the file
+ * (unwritten extents: until a write's completion converts them, map_blocks
+ * reports them unwritten, which stages zeros) and maps it while 8 libaio
+ * writes of 512 KiB are in flight; sampled pages read through the device
+ * must hold the new bytes.
  */
 TEST(direct_write_in_flight_is_not_staged_stale)
 {
@@ -1532,6 +1573,8 @@ TEST(direct_write_in_flight_is_not_staged_stale)
 
 		for (k = 0; k < size; k++)
 			data[k] = pattern_byte(k, seed);
+		ASSERT_EQ(0, ftruncate(dfd, 0));
+		ASSERT_EQ(0, fallocate(dfd, 0, 0, size));
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		ASSERT_EQ(0, aio_syscall_setup(pieces, &ctx));
 		for (i = 0; i < pieces; i++) {
