@@ -39,6 +39,11 @@ bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
 	return mmu_notifier_range_blockable(range);
 }
 
+unsigned int p2pmap_mmu_notifier_range_event(const struct mmu_notifier_range *range)
+{
+	return range->event;
+}
+
 struct mm_struct *p2pmap_current_mm(void)
 {
 	return current->mm;

@@ -23,6 +23,8 @@ void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
 bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
 				    unsigned long seq);
 bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
+/* range->event: enum mmu_notifier_event, what the invalidation is for. */
+unsigned int p2pmap_mmu_notifier_range_event(const struct mmu_notifier_range *range);
 
 /*
  * current->mm (no reference taken). Rust's `current!().mm()` reads the

@@ -149,6 +149,8 @@ pub(crate) fn current_mm() -> Option<ARef<MmWithUser>> {
 pub(crate) struct InvalidateRange {
     /// Whether the callback may sleep (`mmu_notifier_range_blockable()`).
     pub(crate) blockable: bool,
+    /// What the invalidation is for (`enum mmu_notifier_event`).
+    pub(crate) event: u32,
 }
 
 /// What an interval notifier does on invalidation.
@@ -279,6 +281,8 @@ impl<T: Invalidate> IntervalNotifier<T> {
         let range = InvalidateRange {
             // SAFETY: `range` is valid for the duration of the callback.
             blockable: unsafe { ext::p2pmap_mmu_notifier_range_blockable(range) },
+            // SAFETY: as above.
+            event: unsafe { ext::p2pmap_mmu_notifier_range_event(range) },
         };
         T::invalidate(this, &range, cur_seq as u64)
     }

@@ -163,6 +163,9 @@ struct MapState {
     inner: Mutex<Inner>,
     invalidations: Atomic<u64>,
     quiesce_ns: Atomic<u64>,
+    /// 1 + the `enum mmu_notifier_event` of the invalidation that revoked
+    /// the mapping, 0 while it was not revoked.
+    revoked_by: Atomic<u32>,
 }
 
 type Mapping = IntervalNotifier<MapState>;
@@ -185,6 +188,8 @@ impl Invalidate for MapState {
         if inner.mapped {
             inner.teardown(&m.edu, m.addr, m.len);
             inner.revoked = true;
+            // What revoked it, for STATUS: 1 + the mmu notifier event.
+            m.revoked_by.store(range.event.saturating_add(1), Relaxed);
             let ns = start.elapsed().as_nanos();
             m.quiesce_ns.store(u64::try_from(ns).unwrap_or(0), Relaxed);
         }
@@ -216,6 +221,7 @@ impl MapState {
             }),
             invalidations: Atomic::new(0),
             quiesce_ns: Atomic::new(0),
+            revoked_by: Atomic::new(0),
         })
     }
 }
@@ -410,6 +416,7 @@ impl ImporterFile {
         st.revoked = u32::from(inner.revoked);
         st.invalidations = s.invalidations.load(Relaxed);
         st.quiesce_ns = s.quiesce_ns.load(Relaxed);
+        st.revoked_by = s.revoked_by.load(Relaxed);
         st.len = s.len as u64;
         Ok(())
     }

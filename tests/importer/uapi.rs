@@ -36,7 +36,7 @@ pub(crate) struct Status {
     pub(crate) p2p_errno: i32,
     pub(crate) mapped: u32,
     pub(crate) revoked: u32,
-    pub(crate) pad: u32,
+    pub(crate) revoked_by: u32,
     pub(crate) invalidations: u64,
     pub(crate) quiesce_ns: u64,
     pub(crate) len: u64,

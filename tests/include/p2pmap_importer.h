@@ -61,11 +61,30 @@ struct p2pmap_status {
 	__s32 p2p_errno;	/* why device_map did not serve (fallback) */
 	__u32 mapped;		/* 1 while the device may access the mapping */
 	__u32 revoked;		/* 1 after an invalidation */
-	__u32 pad;
+	__u32 revoked_by;	/* P2PMAP_REVOKED_BY_*: what revoked it */
 	__u64 invalidations;	/* invalidate callbacks that hit the range */
 	__u64 quiesce_ns;	/* last invalidation: callback entry -> DMA quiesced */
 	__u64 len;
 };
+
+/*
+ * p2pmap_status.revoked_by: 1 + the enum mmu_notifier_event of the
+ * invalidation that revoked the mapping (include/linux/mmu_notifier.h), 0
+ * while it is not revoked. CLEAR is unmap_mapping_range(): the filesystem
+ * (truncate, punch) or the provider (a lease break, a CPU store, CMB
+ * pressure, NVMe removal, unload; its debugfs counters say which); UNMAP
+ * is munmap() or exit; PROTECTION_PAGE is writeback write-protecting a
+ * page of the range; MIGRATE is page migration or compaction.
+ */
+#define P2PMAP_REVOKED_BY_NONE			0
+#define P2PMAP_REVOKED_BY_UNMAP			1
+#define P2PMAP_REVOKED_BY_CLEAR			2
+#define P2PMAP_REVOKED_BY_PROTECTION_VMA	3
+#define P2PMAP_REVOKED_BY_PROTECTION_PAGE	4
+#define P2PMAP_REVOKED_BY_SOFT_DIRTY		5
+#define P2PMAP_REVOKED_BY_RELEASE		6
+#define P2PMAP_REVOKED_BY_MIGRATE		7
+#define P2PMAP_REVOKED_BY_EXCLUSIVE		8
 
 #define P2PMAP_IOC_MAGIC	'p'
 #define P2PMAP_IOC_MAP		_IOWR(P2PMAP_IOC_MAGIC, 1, struct p2pmap_map)

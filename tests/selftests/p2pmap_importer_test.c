@@ -756,6 +756,7 @@ TEST_F(importer, munmap_revokes)
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, st.mapped);
 	EXPECT_LE(1, st.invalidations);
+	EXPECT_EQ(P2PMAP_REVOKED_BY_UNMAP, st.revoked_by);
 	EXPECT_EQ(-1, importer_read(self->dev, m.handle, 0, sizeof(buf), buf));
 	EXPECT_EQ(ESTALE, errno);
 }
@@ -817,10 +818,14 @@ TEST_F(importer, truncate_revokes_then_remap_reads_new_contents)
 	char buf[4096];
 
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
-	ASSERT_EQ(0, truncate(self->path, 4096));
 	st.handle = m.handle;
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(P2PMAP_REVOKED_BY_NONE, st.revoked_by);
+	ASSERT_EQ(0, truncate(self->path, 4096));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
 	EXPECT_EQ(1, st.revoked);
+	/* attributable: an unmap_mapping_range() (lease break, truncate) */
+	EXPECT_EQ(P2PMAP_REVOKED_BY_CLEAR, st.revoked_by);
 	EXPECT_EQ(-1, importer_read(self->dev, m.handle, 0, 16, buf));
 	EXPECT_EQ(ESTALE, errno);
 	/* rewrite and map again: the new bytes come through */
@@ -1052,6 +1057,37 @@ static uint32_t map_file(int dev, const char *path, size_t size, void **map, int
 }
 
 /*
+ * Maps all of @path (@size bytes) without fallback, expecting a refusal
+ * with @err that p2pmap counts under @counter; 0 if so, else -1 (printed).
+ */
+static int map_expect_refused(int dev, const char *path, size_t size, int err,
+			      const char *counter)
+{
+	uint64_t before = p2pmap_stat(counter);
+	int fd = open(path, O_RDONLY), ret = -1;
+	struct p2pmap_map m;
+	void *map;
+
+	if (fd < 0)
+		return -1;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map != MAP_FAILED) {
+		m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+		if (!ioctl(dev, P2PMAP_IOC_MAP, &m))
+			fprintf(stderr, "# %s: mapped, not refused\n", path);
+		else if (errno != err)
+			fprintf(stderr, "# %s: %s, not %s\n", path, strerror(errno), strerror(err));
+		else if (p2pmap_stat(counter) != before + 1)
+			fprintf(stderr, "# %s: %s did not count the refusal\n", path, counter);
+		else
+			ret = 0;
+		munmap(map, size);
+	}
+	close(fd);
+	return ret;
+}
+
+/*
  * CMB pressure: a window that does not fit next to a mapped one revokes the
  * least recently used mapped window (its importer sees the revocation and
  * maps again later, which in turn revokes the other).
@@ -1131,11 +1167,11 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	const size_t M = 1 << 20, sa = 16 * M, sb = 24 * M, sc = 32 * M, sd = 96 * M;
 	char pa[256], pb[256], pc[256], pd[256];
 	int dev, fa, fb, fc, fd;
-	void *ma, *mb, *mc, *md;
-	struct p2pmap_map again, d;
+	void *ma, *mb, *mc;
+	struct p2pmap_map again;
 	struct p2pmap_status st = { 0 };
 	uint32_t ha, hb, hc;
-	uint64_t pressure, too_large;
+	uint64_t pressure;
 	char buf[64];
 
 	dev = open_importer();
@@ -1162,8 +1198,7 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &again));
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &again.handle));
 	pressure = p2pmap_stat("windows_revoked");
-	too_large = p2pmap_stat("refused_too_large");
-	ASSERT_NE(UINT64_MAX, too_large);
+	ASSERT_NE(UINT64_MAX, p2pmap_stat("refused_too_large"));
 
 	hc = map_file(dev, pc, sc, &mc, &fc);
 	ASSERT_NE(0, hc) TH_LOG("map C: %s", strerror(errno));
@@ -1180,14 +1215,7 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	EXPECT_EQ(0, check_pattern(buf, sc / 2, sizeof(buf), 53));
 
 	/* D cannot fit in the CMB at all */
-	fd = open(pd, O_RDONLY);
-	ASSERT_LE(0, fd);
-	md = mmap(NULL, sd, PROT_READ, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, md);
-	d = map_req(md, sd, P2PMAP_MAP_NO_FALLBACK);
-	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &d));
-	EXPECT_EQ(E2BIG, errno);
-	EXPECT_EQ(too_large + 1, p2pmap_stat("refused_too_large"));
+	EXPECT_EQ(0, map_expect_refused(dev, pd, sd, E2BIG, "refused_too_large"));
 	EXPECT_EQ(pressure + 1, p2pmap_stat("windows_revoked"));
 	st.handle = hc;
 	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
@@ -1200,11 +1228,9 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	munmap(ma, sa);
 	munmap(mb, sb);
 	munmap(mc, sc);
-	munmap(md, sd);
 	close(fa);
 	close(fb);
 	close(fc);
-	close(fd);
 	unlink(pa);
 	unlink(pb);
 	unlink(pc);
@@ -1221,13 +1247,10 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 TEST(active_swap_file_is_refused)
 {
 	const size_t size = 4 << 20;
-	uint64_t refused = p2pmap_stat("refused_swapfile");
-	struct p2pmap_map m;
 	char path[256], cmd[512];
-	void *map;
-	int dev, fd;
+	int dev;
 
-	ASSERT_NE(UINT64_MAX, refused);
+	ASSERT_NE(UINT64_MAX, p2pmap_stat("refused_swapfile"));
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/swap.%d", getpid());
@@ -1236,17 +1259,106 @@ TEST(active_swap_file_is_refused)
 	snprintf(cmd, sizeof(cmd), "mkswap -q %s", path);
 	ASSERT_EQ(0, system(cmd));
 	ASSERT_EQ(0, syscall(SYS_swapon, path, 0)) TH_LOG("swapon: %s", strerror(errno));
-	fd = open(path, O_RDONLY);
-	ASSERT_LE(0, fd);
-	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-	ASSERT_NE(MAP_FAILED, map);
-	m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
-	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_MAP, &m));
-	EXPECT_EQ(ETXTBSY, errno);
-	EXPECT_EQ(refused + 1, p2pmap_stat("refused_swapfile"));
-	munmap(map, size);
-	close(fd);
+	EXPECT_EQ(0, map_expect_refused(dev, path, size, ETXTBSY, "refused_swapfile"));
 	EXPECT_EQ(0, syscall(SYS_swapoff, path));
+	unlink(path);
+	close(dev);
+}
+
+/* /proc/sys/kernel/tainted, or ~0 if it cannot be read. */
+static unsigned long kernel_tainted(void)
+{
+	unsigned long v = ~0UL;
+	FILE *f = fopen("/proc/sys/kernel/tainted", "r");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = ~0UL;
+		fclose(f);
+	}
+	return v;
+}
+
+struct storer {
+	volatile char *map;
+	volatile int stop;
+	unsigned long stores;
+};
+
+/* Stores into pages 32..63 of the mapping, one byte per page, until told. */
+static void *store_loop(void *arg)
+{
+	struct storer *st = arg;
+	unsigned int k = 0;
+
+	while (!st->stop) {
+		st->map[(32 + k % 32) * 4096 + 7] = (char)k;
+		k++;
+		st->stores++;
+		if (k % 32 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+/*
+ * device_map must never make the kernel WARN, whatever userspace does
+ * meanwhile. Every slow path calls XFS's map_blocks, which writes back and
+ * invalidates the file's page cache under the iolock only; a store through
+ * a shared mapping could dirty a page again in between, and the
+ * invalidation failed (EBUSY): map_blocks failed (EIO, map_blocks_failed)
+ * and WARNed. Patch 7 takes the mmaplock there. Pages 0..15 are mapped
+ * 100 times (each a slow path) while a thread stores into pages 32..63;
+ * no MAP may fail in map_blocks, and the kernel must not taint itself
+ * with a warning.
+ */
+TEST(map_blocks_while_another_page_is_stored_into)
+{
+	const size_t size = 64 * 4096, len = 16 * 4096;
+	struct storer st = { 0 };
+	uint64_t failed = p2pmap_stat("refused_map_blocks_failed");
+	unsigned long tainted = kernel_tainted();
+	int i, dev, fd, p2p = 0, other = 0;
+	char path[256];
+	pthread_t t;
+	void *ro, *rw;
+
+	ASSERT_NE(UINT64_MAX, failed);
+	ASSERT_NE(~0UL, tainted);
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/storer.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(path, size, 13));
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	ro = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, rw);
+	st.map = rw;
+	ASSERT_EQ(0, pthread_create(&t, NULL, store_loop, &st));
+	for (i = 0; i < 100; i++) {
+		struct p2pmap_map m = map_req(ro, len, P2PMAP_MAP_NO_FALLBACK);
+
+		if (!ioctl(dev, P2PMAP_IOC_MAP, &m)) {
+			p2p++;
+			ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+		} else {
+			/* a store moved the inode's CPU-write sequence, ... */
+			other++;
+		}
+	}
+	st.stop = 1;
+	pthread_join(t, NULL);
+	TH_LOG("%d MAPs served peer to peer, %d refused; %lu stores", p2p, other, st.stores);
+	EXPECT_EQ(failed, p2pmap_stat("refused_map_blocks_failed"));
+	/* TAINT_WARN (bit 9) set by this test */
+	EXPECT_EQ(tainted & (1 << 9), kernel_tainted() & (1 << 9))
+		TH_LOG("the kernel WARNed (see dmesg)");
+	munmap(rw, size);
+	munmap(ro, len);
+	close(fd);
 	unlink(path);
 	close(dev);
 }
@@ -1511,7 +1623,7 @@ TEST(abandoned_window_expires_and_umount_succeeds)
 	 * kthread's fput() is itself deferred: retry while busy (the bound
 	 * only catches a file that is never put).
 	 */
-	for (i = 0; i < 600; i++) {
+	for (i = 0; i < 300; i++) {
 		ret = umount(XFS_DIR);
 		if (!ret || errno != EBUSY)
 			break;
@@ -1693,11 +1805,16 @@ static void *truncate_one(void *arg)
 	return NULL;
 }
 
-TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 600)
+/*
+ * Bounds (hangs, not budgets): measured 33 s for the whole test on the
+ * 2-core machine; each phase gets 240 s, the harness 900 s.
+ */
+TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 900)
 {
 	static struct remapper rm[BREAK_FILES];
 	volatile int stop = 0;
 	int i, done = 0, t;
+	double t0 = now_s();
 
 	for (i = 0; i < BREAK_FILES; i++) {
 		snprintf(rm[i].path, sizeof(rm[i].path), XFS_DIR "/brk.%d.%d", getpid(), i);
@@ -1707,8 +1824,8 @@ TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 600)
 		rm[i].maps = 0;
 		ASSERT_EQ(0, pthread_create(&rm[i].thread, NULL, remap_loop, &rm[i]));
 	}
-	/* every file mapped at least once (bound: a hang, not a budget) */
-	for (t = 0; t < 120 * 100; t++) {
+	/* every file mapped at least once */
+	for (t = 0; t < 240 * 100; t++) {
 		for (i = 0; i < BREAK_FILES && rm[i].maps; i++)
 			;
 		if (i == BREAK_FILES)
@@ -1716,11 +1833,13 @@ TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 600)
 		usleep(10000);
 	}
 	ASSERT_EQ(BREAK_FILES, i) TH_LOG("file %d never mapped", i);
+	TH_LOG("all %d files mapped after %.1f s", BREAK_FILES, now_s() - t0);
+	t0 = now_s();
 	for (i = 0; i < BREAK_FILES; i++)
 		ASSERT_EQ(0, pthread_create(&rm[i].truncater, NULL, truncate_one, &rm[i]));
 	break_go = 1;
 	/* the truncates must end while the threads still map */
-	for (t = 0; t < 300 * 100; t++) {
+	for (t = 0; t < 240 * 100; t++) {
 		for (i = 0, done = 0; i < BREAK_FILES; i++)
 			done += rm[i].truncated;
 		if (done == BREAK_FILES)
@@ -1728,6 +1847,7 @@ TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 600)
 		usleep(10000);
 	}
 	EXPECT_EQ(BREAK_FILES, done) TH_LOG("%d truncates still waiting on a lease", BREAK_FILES - done);
+	TH_LOG("%d truncates done after %.1f s", done, now_s() - t0);
 	stop = 1;
 	for (i = 0; i < BREAK_FILES; i++) {
 		pthread_join(rm[i].thread, NULL);

@@ -64,7 +64,7 @@ struct Status {
     p2p_errno: i32,
     mapped: u32,
     revoked: u32,
-    pad: u32,
+    revoked_by: u32,
     invalidations: u64,
     quiesce_ns: u64,
     len: u64,
@@ -323,6 +323,37 @@ fn path_name(m: &Map) -> String {
     }
 }
 
+/// `p2pmap_status.revoked_by` in words (`P2PMAP_REVOKED_BY_*`: 1 + the
+/// kernel's `enum mmu_notifier_event`).
+fn revoked_by_name(v: u32) -> &'static str {
+    match v {
+        0 => "none",
+        1 => "unmap (munmap or exit)",
+        2 => {
+            "clear (unmap_mapping_range: truncate, punch, or a p2pmap revocation; see p2pctl stat)"
+        }
+        3 => "protection_vma (mprotect)",
+        4 => "protection_page (writeback write-protected a page)",
+        5 => "soft_dirty",
+        6 => "release (the mm went away)",
+        7 => "migrate (page migration or compaction)",
+        8 => "exclusive",
+        _ => "unknown",
+    }
+}
+
+/// After a device access failed with ESTALE: what revoked the handle.
+fn why_revoked(dev: &Fd, handle: u32) -> String {
+    let mut st = Status {
+        handle,
+        ..Default::default()
+    };
+    match dev.ioctl(IOC_STATUS, &mut st) {
+        Ok(_) => format!("revoked_by={}", revoked_by_name(st.revoked_by)),
+        Err(e) => format!("STATUS: {}", errno_str(e)),
+    }
+}
+
 fn pattern(off: u64) -> u8 {
     (off.wrapping_mul(131) ^ (off >> 12)) as u8 ^ 0xa5
 }
@@ -358,8 +389,13 @@ fn verify(a: &Args) -> Res<bool> {
         buf: buf.as_mut_ptr() as u64,
         ..Default::default()
     };
-    dev.ioctl(IOC_READ, &mut rw)
-        .map_err(|e| format!("READ: {}", errno_str(e)))?;
+    dev.ioctl(IOC_READ, &mut rw).map_err(|e| {
+        if e == libc::ESTALE {
+            format!("READ: {}: {}", errno_str(e), why_revoked(&dev, m.handle))
+        } else {
+            format!("READ: {}", errno_str(e))
+        }
+    })?;
     let dma_time = start.elapsed();
     let mut handle = m.handle;
     let _ = dev.ioctl(IOC_UNMAP, &mut handle);
@@ -482,11 +518,12 @@ fn hold(a: &Args) -> Res<bool> {
             .map_err(|e| format!("STATUS: {}", errno_str(e)))?;
         if st.revoked != 0 {
             println!(
-                "{}: revoked after {:.3} s: invalidations={} invalidate->quiesced_us={:.1}",
+                "{}: revoked after {:.3} s: invalidations={} invalidate->quiesced_us={:.1} revoked_by={}",
                 a.file,
                 start.elapsed().as_secs_f64(),
                 st.invalidations,
-                st.quiesce_ns as f64 / 1000.0
+                st.quiesce_ns as f64 / 1000.0,
+                revoked_by_name(st.revoked_by)
             );
             return Ok(true);
         }
