@@ -150,7 +150,7 @@ fn tick() -> u64 {
     USE_CLOCK.load(Relaxed)
 }
 
-/// Whether function `dev` is being unbound (see [`ffi::removing`]): refuse
+/// Whether function `dev` is being unbound (see [`removing`]): refuse
 /// to stage into its CMB, whose pages must all be freed for the removal to
 /// finish (see [`start_revoking_device`]).
 pub(crate) fn device_removing(dev: usize) -> bool {
