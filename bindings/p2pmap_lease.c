@@ -11,6 +11,16 @@
  * windows drop their lease references as they go, and the last one queues
  * the release, which lets the breaker proceed.
  *
+ * That is the slow path. XFS announces the range it is about to change
+ * before it breaks the leases (filemap_device_break_begin(), patch 8): the
+ * provider's break_begin (Rust) records the task on the inode's lease
+ * (p2pmap_lease_break_begin()), whose lm_breaker_owns_lease() then lets
+ * that task's break_layout() pass it by until p2pmap_lease_break_end(),
+ * and revokes the windows of the range in that task: no lm_break, no
+ * worker, no wait, and the windows of the rest of the file stay. Breaks by other tasks (and by XFS
+ * paths without a range: IOCB_NOWAIT writes, reflink and exchange-range)
+ * still go through lm_break and the worker.
+ *
  * The same worker runs the reaper of unclaimed windows (staged by a
  * device_map() slow path whose caller never came back for them):
  * p2pmap_reap_schedule(), p2pmap_rust_reap_unclaimed().
@@ -28,12 +38,21 @@
 
 #include "p2pmap_shim.h"
 
+/*
+ * Tasks that may break one inode's layout at once having revoked their
+ * range themselves (XFS: writers holding the iolock shared). Beyond that
+ * the lease is broken as if the hook were not there: slower, as correct.
+ */
+#define P2PMAP_SYNC_BREAKERS 4
+
 struct p2pmap_lease {
 	struct list_head list;		/* p2pmap_leases, under p2pmap_lease_lock */
 	struct inode *inode;		/* key; pinned by @file */
 	struct file *file;		/* our reference */
 	unsigned int refs;		/* windows holding the lease */
 	bool broken;			/* lm_break ran: take no new reference */
+	/* Tasks between p2pmap_lease_break_begin() and _end() on the inode. */
+	struct task_struct *breakers[P2PMAP_SYNC_BREAKERS];
 	u64 break_ns;			/* ktime_get_ns() in lm_break, or 0 */
 	struct kthread_work break_work;
 	struct kthread_work release_work;
@@ -44,6 +63,8 @@ static DEFINE_SPINLOCK(p2pmap_lease_lock);
 
 static struct kthread_worker *p2pmap_worker;
 static bool p2pmap_lease_exiting;	/* under p2pmap_lease_lock */
+/* Unloading: no break passes a lease by any more (under p2pmap_lease_lock). */
+static bool p2pmap_lease_no_passing;
 static struct kthread_delayed_work p2pmap_reap_work;
 
 static void p2pmap_reap_fn(struct kthread_work *work)
@@ -105,6 +126,40 @@ static bool p2pmap_lm_break(struct file_lease *fl)
 	return false;
 }
 
+/*
+ * Under the inode's flc_lock, in the breaking task, for every lease the
+ * break meets: a task that revoked the range it changes itself
+ * (p2pmap_lease_break_begin()) does not break this lease.
+ */
+static bool p2pmap_lm_breaker_owns_lease(struct file_lease *fl)
+{
+	struct p2pmap_lease *l = fl->c.flc_owner;
+	unsigned long flags;
+	bool owns = false;
+	int i;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	for (i = 0; !p2pmap_lease_no_passing && i < P2PMAP_SYNC_BREAKERS; i++)
+		if (l->breakers[i] == current)
+			owns = true;
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return owns;
+}
+
+/*
+ * Module exit, before the provider is unregistered: a task between
+ * break_begin and break_end when the provider goes would never get its
+ * break_end, and could pass the lease by with a later, unannounced break.
+ */
+void p2pmap_lease_stop_passing(void)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	p2pmap_lease_no_passing = true;
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+}
+
 static int p2pmap_lm_change(struct file_lease *onlist, int arg,
 			    struct list_head *dispose)
 {
@@ -118,6 +173,7 @@ static int p2pmap_lm_open_conflict(struct file *filp, int arg)
 
 static const struct lease_manager_operations p2pmap_lm_ops = {
 	.lm_break = p2pmap_lm_break,
+	.lm_breaker_owns_lease = p2pmap_lm_breaker_owns_lease,
 	.lm_change = p2pmap_lm_change,
 	.lm_open_conflict = p2pmap_lm_open_conflict,
 };
@@ -252,6 +308,47 @@ void p2pmap_lease_put(struct file *file)
 		list_del(&l->list);
 		kthread_queue_work(p2pmap_worker, &l->release_work);
 	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+}
+
+int p2pmap_lease_break_begin(struct inode *inode)
+{
+	struct p2pmap_lease *l;
+	unsigned long flags;
+	int i, ret = -EBUSY;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	if (!l)
+		ret = -ENOENT;
+	/* Once broken, the whole file is being revoked anyway. */
+	for (i = 0; l && !l->broken && ret && i < P2PMAP_SYNC_BREAKERS; i++) {
+		if (!l->breakers[i] || l->breakers[i] == current) {
+			l->breakers[i] = current;
+			ret = 0;
+		}
+	}
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return ret;
+}
+
+/*
+ * A lease whose last reference went while the task was recorded (its
+ * revocation freed the inode's last window) is no longer found here and
+ * keeps the record until the worker releases it: it protects no window
+ * any more, so passing it by is harmless.
+ */
+void p2pmap_lease_break_end(struct inode *inode)
+{
+	struct p2pmap_lease *l;
+	unsigned long flags;
+	int i;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(inode);
+	for (i = 0; l && i < P2PMAP_SYNC_BREAKERS; i++)
+		if (l->breakers[i] == current)
+			l->breakers[i] = NULL;
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 }
 

@@ -114,6 +114,22 @@ void p2pmap_file_unmap_range(struct file *file, loff_t start, loff_t len)
 	unmap_mapping_range(file->f_mapping, start, len, 0);
 }
 
+void p2pmap_inode_unmap_range(struct inode *inode, loff_t start, loff_t end)
+{
+	/*
+	 * Whole pages: unmap_mapping_range() starts at the page of @start and
+	 * counts whole pages from there, so [4095, 4097) would miss page 1.
+	 */
+	loff_t first = round_down(start, PAGE_SIZE);
+
+	/* holelen 0: to the end of the file. */
+	if (end > LLONG_MAX - PAGE_SIZE)
+		unmap_mapping_range(inode->i_mapping, first, 0, 0);
+	else
+		unmap_mapping_range(inode->i_mapping, first,
+				    round_up(end, PAGE_SIZE) - first, 0);
+}
+
 struct inode *p2pmap_file_inode(const struct file *file)
 {
 	return file_inode(file);

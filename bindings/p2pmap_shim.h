@@ -63,6 +63,11 @@ int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len);
 void p2pmap_p2pmem_zero(void *vaddr, size_t len);
 /* unmap_mapping_range() of [@start, @start + @len) of the file. */
 void p2pmap_file_unmap_range(struct file *file, loff_t start, loff_t len);
+/*
+ * unmap_mapping_range() of the pages holding [@start, @end) of the inode's
+ * mapping (@end LLONG_MAX: to the end).
+ */
+void p2pmap_inode_unmap_range(struct inode *inode, loff_t start, loff_t end);
 /* file_inode() */
 struct inode *p2pmap_file_inode(const struct file *file);
 /* i_size of the file's inode. */
@@ -138,6 +143,17 @@ void p2pmap_reap_schedule(unsigned long delay_ms);
  * the milliseconds until the next one expires, 0 if none is left.
  */
 unsigned long p2pmap_rust_reap_unclaimed(void);
+/*
+ * Around a layout break by the current task that revoked its range itself
+ * (filemap_device_break_begin()): while recorded (0), the task's break
+ * passes p2pmap's lease by. -ENOENT: p2pmap holds no lease of @inode;
+ * -EBUSY: it is broken already, or too many tasks break the inode at once,
+ * and is broken as before.
+ */
+int p2pmap_lease_break_begin(struct inode *inode);
+void p2pmap_lease_break_end(struct inode *inode);
+/* Module exit: from now on every break breaks p2pmap's leases. */
+void p2pmap_lease_stop_passing(void);
 /* Implemented in Rust: revoke every window of @inode (a key only). */
 void p2pmap_rust_lease_broken(struct inode *inode, u64 break_ns);
 void p2pmap_rust_lease_released(u64 break_ns);

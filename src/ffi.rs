@@ -424,6 +424,14 @@ pub(crate) fn lease_init() -> Result {
     to_result(unsafe { ext::p2pmap_lease_init() })
 }
 
+/// Module exit, before the provider is unregistered: every layout break
+/// breaks p2pmap's leases from now on, also that of a task whose
+/// `break_begin` ran but whose `break_end` will not reach p2pmap any more.
+pub(crate) fn lease_stop_passing() {
+    // SAFETY: only sets a flag under the lease lock; any context.
+    unsafe { ext::p2pmap_lease_stop_passing() };
+}
+
 /// Waits for every lease release and tears the machinery down. Module exit,
 /// after every window (hence every lease reference) is gone.
 pub(crate) fn lease_exit() {
@@ -683,6 +691,59 @@ pub(crate) trait Provider {
     /// faulting mm's mmap_lock or vma lock held for read, no filesystem
     /// lock); may sleep.
     fn mkwrite(file: &File, pos: i64, len: usize);
+    /// `break_begin`: the current task is about to break the layout leases
+    /// of `inode` and then change `[start, end)` (`end` `i64::MAX`: to the
+    /// end of the file); device mappings of that range must be revoked on
+    /// return. Process context, filesystem locks held; may sleep.
+    fn break_begin(inode: &BreakingInode<'_>, start: i64, end: i64);
+    /// `break_end`: the break [`Self::break_begin`] prepared is over. Must
+    /// not sleep.
+    fn break_end(inode: &BreakingInode<'_>);
+}
+
+/// An inode whose layout the current task is about to change, for one
+/// `break_begin` or `break_end` call.
+///
+/// # Invariants
+///
+/// `ptr` points to a live inode for `'a`.
+pub(crate) struct BreakingInode<'a> {
+    ptr: *mut bindings::inode,
+    _call: PhantomData<&'a ()>,
+}
+
+impl BreakingInode<'_> {
+    /// The key of windows and revocations (see [`inode_key`]).
+    pub(crate) fn key(&self) -> usize {
+        self.ptr as usize
+    }
+
+    /// `unmap_mapping_range()` of `[start, end)` of the inode's mapping
+    /// (`end` `i64::MAX`: to the end): every importer of a window covering
+    /// it is invalidated before this returns.
+    ///
+    /// Context: sleeps (i_mmap_rwsem); call without p2pmap's locks.
+    pub(crate) fn revoke_range(&self, start: i64, end: i64) {
+        // SAFETY: the inode is live (type invariant); the caller holds none
+        // of p2pmap's locks.
+        unsafe { ext::p2pmap_inode_unmap_range(self.ptr, start, end) };
+    }
+
+    /// Lets the current task's lease break pass p2pmap's lease of the inode
+    /// by, until [`Self::stop_passing_lease_for_current`]. `ENOENT` if
+    /// p2pmap holds no lease of the inode, `EBUSY` if it cannot (the lease
+    /// is broken already, or too many tasks break the inode at once).
+    pub(crate) fn pass_lease_for_current(&self) -> Result {
+        // SAFETY: the inode is live (type invariant); only compared.
+        to_result(unsafe { ext::p2pmap_lease_break_begin(self.ptr) })
+    }
+
+    /// Ends [`Self::pass_lease_for_current`]; does nothing if it was not
+    /// recorded.
+    pub(crate) fn stop_passing_lease_for_current(&self) {
+        // SAFETY: the inode is live (type invariant); only compared.
+        unsafe { ext::p2pmap_lease_break_end(self.ptr) };
+    }
 }
 
 /// # Safety
@@ -779,6 +840,42 @@ unsafe extern "C" fn mkwrite_trampoline<T: Provider>(
     T::mkwrite(file, pos, len);
 }
 
+/// # Safety
+///
+/// Called only by `filemap_device_break_begin()`: `inode` is live for the
+/// call (the caller holds its filesystem locks and a reference).
+unsafe extern "C" fn break_begin_trampoline<T: Provider>(
+    inode: *mut bindings::inode,
+    start: bindings::loff_t,
+    end: bindings::loff_t,
+) {
+    if inode.is_null() || end <= start {
+        return;
+    }
+    // INVARIANT: live for this call (the safety section).
+    let inode = BreakingInode {
+        ptr: inode,
+        _call: PhantomData,
+    };
+    T::break_begin(&inode, start, end);
+}
+
+/// # Safety
+///
+/// Called only by `filemap_device_break_end()`, with the inode passed to
+/// `filemap_device_break_begin()`, still live.
+unsafe extern "C" fn break_end_trampoline<T: Provider>(inode: *mut bindings::inode) {
+    if inode.is_null() {
+        return;
+    }
+    // INVARIANT: live for this call (the safety section).
+    let inode = BreakingInode {
+        ptr: inode,
+        _call: PhantomData,
+    };
+    T::break_end(&inode);
+}
+
 struct VTable<T>(PhantomData<T>);
 
 impl<T: Provider> VTable<T> {
@@ -786,6 +883,8 @@ impl<T: Provider> VTable<T> {
         map: Some(map_trampoline::<T>),
         unmap: Some(unmap_trampoline::<T>),
         mkwrite: Some(mkwrite_trampoline::<T>),
+        break_begin: Some(break_begin_trampoline::<T>),
+        break_end: Some(break_end_trampoline::<T>),
     };
 }
 

@@ -68,6 +68,9 @@ impl kernel::Module for P2pMap {
 impl Drop for P2pMap {
     fn drop(&mut self) {
         pr_info!("unloading\n");
+        // A task between break_begin and break_end would miss its
+        // break_end once the provider is gone: leases stop being passed by.
+        ffi::lease_stop_passing();
         // No new mappings (waits for calls in flight), then revoke the live
         // ones: importers stop device access in their notifiers before
         // unmap_mapping_range returns, and the windows are freed.

@@ -22,8 +22,8 @@ use kernel::{
 
 use crate::{
     ffi::{
-        self, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider, SlowPath, UnmapCall,
-        ValidMapCall,
+        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider,
+        SlowPath, UnmapCall, ValidMapCall,
     },
     logic::{
         reason::Reason,
@@ -45,7 +45,7 @@ impl Provider for P2pProvider {
         // Before the page-cache check: a CPU store that starts after it
         // (mkwrite) moves the sequence, and what this call stages is then
         // thrown away instead of published.
-        let write_seq = windows::cpu_write_seq(inode);
+        let seqs = windows::change_seqs(inode);
         let staged = windows::is_staged(inode, start, call.pa().len());
         let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
         let who = call.claimant();
@@ -84,7 +84,7 @@ impl Provider for P2pProvider {
                     }
                     Ok(buf) => {
                         STATS.window_staged(buf.size());
-                        Slot::ready(inode, start, pages, buf, lease, write_seq)
+                        Slot::ready(inode, start, pages, buf, lease, seqs)
                     }
                     Err(r) => Slot::refused(inode, start, pages, r),
                 }
@@ -134,6 +134,45 @@ impl Provider for P2pProvider {
         ffi::revoke_file_range(file, pos, len);
         STATS.revoked(Cause::CpuWrite, n, ffi::now_ns().saturating_sub(t));
         windows::drain_revoked(inode);
+    }
+
+    /// XFS is about to change `[start, end)` of `inode` (`write()`,
+    /// truncate, fallocate) and breaks its layout leases right after: the
+    /// task is recorded on p2pmap's lease of the inode so that its break
+    /// passes the lease by (no `lm_break`, no worker, no wait), and the
+    /// windows covering the range are revoked here, in XFS's task; the
+    /// windows of the rest of the file stay. A window being staged for the
+    /// inode is thrown away when it is published, as for a CPU write.
+    fn break_begin(inode: &BreakingInode<'_>, start: i64, end: i64) {
+        if !STATS.sync_break_enabled() {
+            return;
+        }
+        // Recorded first: revoking the last window of the inode starts
+        // releasing the lease, after which it can no longer be found by
+        // its inode, yet stays on the inode until the worker released it.
+        let passed = inode.pass_lease_for_current();
+        let key = inode.key();
+        windows::note_layout_change(key);
+        let t = ffi::now_ns();
+        let n = windows::mark_revoking_range(key, start, end);
+        if n > 0 {
+            inode.revoke_range(start, end);
+            STATS.revoked(Cause::LayoutChange, n, ffi::now_ns().saturating_sub(t));
+            windows::drain_revoked(key);
+        }
+        match passed {
+            Ok(()) => STATS.sync_break(true),
+            // p2pmap holds no lease of the inode: nothing to pass.
+            Err(e) if e == ENOENT => {}
+            // A broken lease, or too many such breakers at once: the lease
+            // is broken as before, whole file, on the worker.
+            Err(_) => STATS.sync_break(false),
+        }
+    }
+
+    /// The break that [`Self::break_begin`] prepared is over.
+    fn break_end(inode: &BreakingInode<'_>) {
+        inode.stop_passing_lease_for_current();
     }
 }
 

@@ -38,6 +38,14 @@ pub(crate) struct Stats {
     /// Windows (and refusals) freed because the caller of the slow path that
     /// staged them never came back to claim them.
     unclaimed_expired: Atomic<u64>,
+    /// Layout breaks that XFS announced with their range
+    /// (`filemap_device_break_begin`) and that passed p2pmap's lease by: the
+    /// range was revoked in the breaker's task, no lease was broken.
+    sync_breaks: Atomic<u64>,
+    /// Such announced breaks that could not pass the lease (p2pmap held no
+    /// lease of the inode yet, it was already broken, or too many tasks
+    /// broke the inode at once): the lease is broken as before.
+    sync_breaks_fallback: Atomic<u64>,
     /// Revocation start (lease break, CMB allocation failure, unload, unbind
     /// notification) -> every importer mapping a revoked range quiesced
     /// (`unmap_mapping_range` returned: the notifiers ran synchronously).
@@ -55,6 +63,11 @@ pub(crate) struct Stats {
     /// Fault injection (debugfs `inject_retry`): the next N valid requests
     /// take the slow path (release mmap_lock, take i_rwsem, -EAGAIN).
     inject_retry: Atomic<u32>,
+    /// Debugfs `sync_break` (default 1): 0 makes p2pmap ignore the ranges
+    /// XFS announces, so that every layout change breaks the lease as
+    /// before patch 8 (the benchmark compares the two; tests show what
+    /// the synchronous path changes).
+    sync_break: Atomic<u32>,
 }
 
 /// The counters, shared by the provider callbacks and debugfs.
@@ -78,18 +91,27 @@ impl Stats {
             windows_revoked: Atomic::new(0),
             unmaps_unmatched: Atomic::new(0),
             unclaimed_expired: Atomic::new(0),
+            sync_breaks: Atomic::new(0),
+            sync_breaks_fallback: Atomic::new(0),
             quiesce_us: [const { Atomic::new(0) }; BUCKETS],
             dispatch_us: [const { Atomic::new(0) }; BUCKETS],
             release_us: [const { Atomic::new(0) }; BUCKETS],
             last_break_ns: Atomic::new(0),
             last_release_ns: Atomic::new(0),
             inject_retry: Atomic::new(0),
+            sync_break: Atomic::new(1),
         }
     }
 
     /// Counts a `device_map` call.
     pub(crate) fn map_called(&self) {
         self.map_calls.add(1, Relaxed);
+    }
+
+    /// Whether announced layout breaks are served in the breaker's task
+    /// (debugfs `sync_break`).
+    pub(crate) fn sync_break_enabled(&self) -> bool {
+        self.sync_break.load(Relaxed) != 0
     }
 
     /// Counts a `device_unmap` call.
@@ -110,6 +132,16 @@ impl Stats {
     /// Counts `n` unclaimed slots freed after they expired.
     pub(crate) fn unclaimed_expired(&self, n: usize) {
         self.unclaimed_expired.add(n as u64, Relaxed);
+    }
+
+    /// Counts an announced layout break: `passed` if it passes the lease by
+    /// (synchronous), else it breaks the lease.
+    pub(crate) fn sync_break(&self, passed: bool) {
+        if passed {
+            self.sync_breaks.add(1, Relaxed);
+        } else {
+            self.sync_breaks_fallback.add(1, Relaxed);
+        }
     }
 
     /// Counts a successful `device_map`.
@@ -268,16 +300,33 @@ impl Stats {
             "unclaimed_expired {}",
             self.unclaimed_expired.load(Relaxed)
         )?;
+        writeln!(f, "sync_breaks {}", self.sync_breaks.load(Relaxed))?;
+        writeln!(
+            f,
+            "sync_breaks_fallback {}",
+            self.sync_breaks_fallback.load(Relaxed)
+        )?;
         Ok(())
     }
 }
 
-/// The debugfs directory `p2pmap/` with `stats` and `inject_retry`.
+/// A decimal number written to a debugfs file.
+fn parse_u32(r: &mut UserSliceReader) -> Result<u32> {
+    let mut buf = [0u8; 16];
+    let n = r.len().min(buf.len());
+    r.read_slice(&mut buf[..n])?;
+    let text = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?;
+    text.trim().parse().map_err(|_| EINVAL)
+}
+
+/// The debugfs directory `p2pmap/` with `stats`, `inject_retry`,
+/// `revoke_latency` and `sync_break`.
 pub(crate) struct Debugfs {
     // Dropped before the directory.
     _stats: Pin<KBox<File<&'static Stats>>>,
     _inject: Pin<KBox<File<&'static Stats>>>,
     _latency: Pin<KBox<File<&'static Stats>>>,
+    _sync_break: Pin<KBox<File<&'static Stats>>>,
     _dir: Dir,
 }
 
@@ -295,12 +344,7 @@ impl Debugfs {
                 &STATS,
                 &|s: &&'static Stats, f| writeln!(f, "{}", s.inject_retry.load(Relaxed)),
                 &|s: &&'static Stats, r: &mut UserSliceReader| {
-                    let mut buf = [0u8; 16];
-                    let n = r.len().min(buf.len());
-                    r.read_slice(&mut buf[..n])?;
-                    let text = core::str::from_utf8(&buf[..n]).map_err(|_| EINVAL)?;
-                    let v: u32 = text.trim().parse().map_err(|_| EINVAL)?;
-                    s.inject_retry.store(v, Relaxed);
+                    s.inject_retry.store(parse_u32(r)?, Relaxed);
                     Ok(())
                 },
             ),
@@ -319,10 +363,27 @@ impl Debugfs {
             ),
             GFP_KERNEL,
         )?;
+        let sync_break = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"sync_break",
+                &STATS,
+                &|s: &&'static Stats, f| writeln!(f, "{}", s.sync_break.load(Relaxed)),
+                &|s: &&'static Stats, r: &mut UserSliceReader| {
+                    let v = parse_u32(r)?;
+                    if v > 1 {
+                        return Err(EINVAL);
+                    }
+                    s.sync_break.store(v, Relaxed);
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Debugfs {
             _stats: stats,
             _inject: inject,
             _latency: latency,
+            _sync_break: sync_break,
             _dir: dir,
         })
     }

@@ -87,11 +87,12 @@ pub(crate) enum State {
         /// The inode's layout lease; keeps the file (hence the inode, the
         /// key) alive and is how revocation finds the file.
         lease: LeaseRef,
-        /// The inode's CPU-write sequence ([`cpu_write_seq`]) when the
-        /// request that staged the window began: if it moved before the
-        /// window is published, the CPU may have written the range through
-        /// a shared mapping meanwhile and the window is thrown away.
-        write_seq: u64,
+        /// The inode's change sequences ([`change_seqs`]) when the request
+        /// that staged the window began: if one moved before the window is
+        /// published, the CPU may have written the range through a shared
+        /// mapping, or XFS changed the file, meanwhile, and the window is
+        /// thrown away.
+        seqs: ChangeSeqs,
         /// One per `device_map` that returned the window and has not given
         /// it back yet.
         claims: KVec<Claimant>,
@@ -131,18 +132,42 @@ static USE_CLOCK: Atomic<u64> = Atomic::new(0);
 /// writable through a shared mapping.
 static CPU_WRITES: [Atomic<u64>; WRITE_SEQ_SLOTS] = [const { Atomic::new(0) }; WRITE_SEQ_SLOTS];
 
-/// The CPU-write sequence of `inode`: sample it before checking the page
-/// cache of a range to stage, hand it to [`Slot::ready`].
-pub(crate) fn cpu_write_seq(inode: usize) -> u64 {
-    CPU_WRITES[revoke::write_seq_slot(inode)].load(Relaxed)
+/// Layout-change sequence counters, hashed the same way: bumped by
+/// [`note_layout_change`] before XFS changes a range of the inode without
+/// breaking p2pmap's lease.
+static LAYOUT_CHANGES: [Atomic<u64>; WRITE_SEQ_SLOTS] = [const { Atomic::new(0) }; WRITE_SEQ_SLOTS];
+
+/// What may change an inode's bytes under a window being staged without
+/// breaking its lease, as sequence counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChangeSeqs {
+    cpu_write: u64,
+    layout: u64,
+}
+
+/// The change sequences of `inode`: sample them before checking the page
+/// cache of a range to stage, hand them to [`Slot::ready`].
+pub(crate) fn change_seqs(inode: usize) -> ChangeSeqs {
+    let slot = revoke::write_seq_slot(inode);
+    ChangeSeqs {
+        cpu_write: CPU_WRITES[slot].load(Relaxed),
+        layout: LAYOUT_CHANGES[slot].load(Relaxed),
+    }
 }
 
 /// A page of `inode` is about to become writable through a shared mapping.
-/// Call before [`start_revoking_range`]: a window being staged meanwhile is
+/// Call before [`mark_revoking_range`]: a window being staged meanwhile is
 /// then either seen by the revocation or thrown away when published (the
 /// registry lock orders the two).
 pub(crate) fn note_cpu_write(inode: usize) {
     CPU_WRITES[revoke::write_seq_slot(inode)].add(1, Relaxed);
+}
+
+/// XFS is about to change a range of `inode` having revoked it itself (its
+/// break passes p2pmap's lease by, which a window being staged can then not
+/// see broken). Call before [`mark_revoking_range`], as [`note_cpu_write`].
+pub(crate) fn note_layout_change(inode: usize) {
+    LAYOUT_CHANGES[revoke::write_seq_slot(inode)].add(1, Relaxed);
 }
 
 fn tick() -> u64 {
@@ -202,7 +227,7 @@ pub(crate) type Revoked = (usize, ARef<File>, i64, usize);
 
 impl Slot {
     /// A staged window for `pages` pages at file byte `start` of `inode`,
-    /// staged by a request that sampled [`cpu_write_seq`] `write_seq` before
+    /// staged by a request that sampled [`change_seqs`] `seqs` before
     /// it checked the page cache.
     pub(crate) fn ready(
         inode: usize,
@@ -210,7 +235,7 @@ impl Slot {
         pages: usize,
         buf: CmbBuf,
         lease: LeaseRef,
-        write_seq: u64,
+        seqs: ChangeSeqs,
     ) -> Self {
         Slot {
             inode,
@@ -221,7 +246,7 @@ impl Slot {
             state: State::Ready {
                 buf,
                 lease,
-                write_seq,
+                seqs,
                 claims: KVec::new(),
                 revoking: false,
             },
@@ -242,6 +267,32 @@ impl Slot {
 
     fn is(&self, inode: usize, start: i64, pages: usize) -> bool {
         self.inode == inode && self.start == start && self.pages == pages
+    }
+
+    /// A staged window, not being revoked, that holds every page of
+    /// `pages` pages at file byte `start` of `inode`: returns the byte
+    /// offset of `start` in the window.
+    fn serves(&self, inode: usize, start: i64, pages: usize) -> Option<usize> {
+        if self.inode != inode
+            || !matches!(
+                self.state,
+                State::Ready {
+                    revoking: false,
+                    ..
+                }
+            )
+        {
+            return None;
+        }
+        revoke::offset_in(self.start, self.pages, start, pages, PAGE_SIZE)
+    }
+
+    /// A staged window whose bus range holds `pa`.
+    fn holds_bus(&self, pa: u64) -> bool {
+        match &self.state {
+            State::Ready { buf, .. } => pa >= buf.bus() && pa - buf.bus() < buf.size() as u64,
+            State::Refused(_) => false,
+        }
     }
 
     /// Covers a byte of `[start, end)` of `inode`.
@@ -316,8 +367,9 @@ impl Drop for Slot {
 /// come back yet).
 const MAX_UNCLAIMED: usize = 8;
 
-/// Fast path: if `[start, start + pages)` of `inode` is staged, records the
-/// claim of `who` and fills `pa`; if the slow path refused it, returns (and
+/// Fast path: if a staged window holds `[start, start + pages)` of `inode`
+/// (the same range, or a larger one around it), records the claim of `who`
+/// and fills `pa`; if the slow path refused exactly that range, returns (and
 /// forgets) the reason; `None` if nothing is known about the range.
 pub(crate) fn claim(
     inode: usize,
@@ -327,19 +379,32 @@ pub(crate) fn claim(
 ) -> Option<Result<(), Reason>> {
     let pages = pa.len();
     let mut reg = registry().lock();
-    let i = reg.iter().position(|s| {
-        s.is(inode, start, pages) && !matches!(s.state, State::Ready { revoking: true, .. })
-    })?;
+    // The smallest staged window that holds the range (one of exactly the
+    // range if there is), else the slow path's refusal of exactly it.
+    let ready = reg
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.serves(inode, start, pages).is_some())
+        .min_by_key(|(_, s)| s.pages)
+        .map(|(i, _)| i);
+    let i = match ready {
+        Some(i) => i,
+        None => reg
+            .iter()
+            .position(|s| s.is(inode, start, pages) && matches!(s.state, State::Refused(_)))?,
+    };
     reg[i].last_use = tick();
+    let at = reg[i].serves(inode, start, pages);
     let refused = match &mut reg[i].state {
         State::Ready { buf, claims, .. } => {
+            let at = at? as u64;
             // Atomic: under the registry spinlock. A failure is a refusal
             // like any other (the importer falls back).
             if claims.push(who, GFP_ATOMIC).is_err() {
                 return Some(Err(Reason::NoMemory));
             }
             for (k, p) in pa.iter_mut().enumerate() {
-                *p = buf.bus() + (k * PAGE_SIZE) as u64;
+                *p = buf.bus() + at + (k * PAGE_SIZE) as u64;
             }
             return Some(Ok(()));
         }
@@ -352,18 +417,12 @@ pub(crate) fn claim(
     Some(Err(refused))
 }
 
-/// Whether a window of exactly this range is staged and not being revoked.
+/// Whether a staged window, not being revoked, holds the range.
 pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
-    registry().lock().iter().any(|s| {
-        s.is(inode, start, pages)
-            && matches!(
-                s.state,
-                State::Ready {
-                    revoking: false,
-                    ..
-                }
-            )
-    })
+    registry()
+        .lock()
+        .iter()
+        .any(|s| s.serves(inode, start, pages).is_some())
 }
 
 /// Publishes what the slow path found for a range, replacing older
@@ -384,12 +443,21 @@ pub(crate) fn publish(mut slot: Slot) -> Result {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
             discarded = Some(core::mem::replace(&mut *slot, refused));
         }
-        // And for a CPU write: note_cpu_write() bumps the sequence before
-        // start_revoking_range() takes this lock.
-        if matches!(&slot.state, State::Ready { write_seq, .. } if *write_seq != cpu_write_seq(slot.inode))
-        {
-            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::CpuWrite);
-            discarded = Some(core::mem::replace(&mut *slot, refused));
+        // And for a CPU write or a range XFS revoked itself: note_*() bumps
+        // the sequence before mark_revoking_range() takes this lock.
+        if let State::Ready { seqs, .. } = &slot.state {
+            let now = change_seqs(slot.inode);
+            let reason = if seqs.cpu_write != now.cpu_write {
+                Some(Reason::CpuWrite)
+            } else if seqs.layout != now.layout {
+                Some(Reason::LeaseBroken)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                let refused = Slot::refused(slot.inode, slot.start, slot.pages, r);
+                discarded = Some(core::mem::replace(&mut *slot, refused));
+            }
         }
         // Same argument for a device removal: it marks the function before
         // it takes this lock to list the windows to revoke. The retry finds
@@ -451,8 +519,8 @@ pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
     }
 }
 
-/// `device_unmap`: drops the claim of `who` on the window that starts at bus
-/// address `first_pa`; the last claim frees it. Returns `false` if no live
+/// `device_unmap`: drops the claim of `who` on the window whose bus range
+/// holds `first_pa` (the claim's first page); the last claim frees it. Returns `false` if no live
 /// window has that claim (a late or double unmap, or one for a window a
 /// device removal already freed): nothing is dropped then, so such a call
 /// can never free a window another mapping still uses, even where bus
@@ -463,10 +531,10 @@ pub(crate) fn release(first_pa: u64, who: Claimant) -> bool {
         let mut reg = registry().lock();
         let mut found = None;
         for (i, s) in reg.iter_mut().enumerate() {
-            if let State::Ready { buf, claims, .. } = &mut s.state {
-                if buf.bus() != first_pa {
-                    continue;
-                }
+            if !s.holds_bus(first_pa) {
+                continue;
+            }
+            if let State::Ready { claims, .. } = &mut s.state {
                 if let Some(k) = claims.iter().position(|c| *c == who) {
                     // In bounds: `k` was just found.
                     let _ = claims.remove(k);

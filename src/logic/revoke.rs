@@ -23,16 +23,21 @@ pub enum Cause {
     /// A page of the window's range was about to become writable through a
     /// shared mapping (a CPU store, `filemap_device_mkwrite`).
     CpuWrite,
+    /// XFS was about to change the data or block map of a range covering
+    /// the window (`write()`, truncate, fallocate) and had it revoked first,
+    /// in its own task (`filemap_device_break_begin`): no lease break.
+    LayoutChange,
 }
 
 impl Cause {
     /// Every cause, in the order shown in debugfs.
-    pub const ALL: [Cause; 5] = [
+    pub const ALL: [Cause; 6] = [
         Cause::LeaseBreak,
         Cause::CmbPressure,
         Cause::Unload,
         Cause::DeviceRemoval,
         Cause::CpuWrite,
+        Cause::LayoutChange,
     ];
 
     /// Number of causes.
@@ -46,6 +51,7 @@ impl Cause {
             Cause::Unload => "unload",
             Cause::DeviceRemoval => "device_removal",
             Cause::CpuWrite => "cpu_write",
+            Cause::LayoutChange => "layout_change",
         }
     }
 
@@ -108,6 +114,29 @@ pub const fn bytes_to_free(len: usize, capacity: usize, held: usize) -> usize {
     } else {
         missing
     }
+}
+
+/// Where `pages` pages at file byte `start` lie in a window of `win_pages`
+/// pages at file byte `win_start` (pages of `page` bytes): the byte offset
+/// of `start` in the window, if the window holds all of them at a whole
+/// page offset.
+pub const fn offset_in(
+    win_start: i64,
+    win_pages: usize,
+    start: i64,
+    pages: usize,
+    page: usize,
+) -> Option<usize> {
+    if start < win_start || pages == 0 {
+        return None;
+    }
+    let off = (start - win_start) as u64;
+    let len = (pages as u64).saturating_mul(page as u64);
+    let win_len = (win_pages as u64).saturating_mul(page as u64);
+    if off % page as u64 != 0 || off > win_len || len > win_len - off {
+        return None;
+    }
+    Some(off as usize)
 }
 
 /// Number of CPU-write sequence counters (see [`write_seq_slot`]).
@@ -274,6 +303,27 @@ mod tests {
         assert!(!overlaps(0, 0, 0, 4096));
         assert!(!overlaps(0, 8192, 4096, 4096));
         assert!(!overlaps(4096, 4096, 0, 8192));
+    }
+
+    #[test]
+    fn offset_in_finds_ranges_a_window_holds() {
+        const P: usize = 4096;
+        // a window of pages 4..12 (8 pages) at byte 16384
+        let w = 4 * P as i64;
+        assert_eq!(offset_in(w, 8, w, 8, P), Some(0));
+        assert_eq!(offset_in(w, 8, w + 3 * P as i64, 2, P), Some(3 * P));
+        assert_eq!(offset_in(w, 8, w + 7 * P as i64, 1, P), Some(7 * P));
+        // one page too many, starting before, past the end, unaligned, empty
+        assert_eq!(offset_in(w, 8, w + 7 * P as i64, 2, P), None);
+        assert_eq!(offset_in(w, 8, w - P as i64, 2, P), None);
+        assert_eq!(offset_in(w, 8, w + 8 * P as i64, 1, P), None);
+        assert_eq!(offset_in(w, 8, w + 100, 1, P), None);
+        assert_eq!(offset_in(w, 8, w, 0, P), None);
+        // no overflow with absurd sizes
+        assert_eq!(
+            offset_in(0, usize::MAX, i64::MAX - 4095, usize::MAX, P),
+            None
+        );
     }
 
     #[test]

@@ -9,9 +9,14 @@
  * zero, repeated:
  *   floor      no mapping, no lease: the cost of the truncate itself
  *   p2pmap     N pages of the file device-mapped through the test importer
- *              (N windows); XFS breaks p2pmap's layout lease, p2pmap revokes
+ *              (N windows); XFS announces the range it truncates (patch 8)
+ *              and p2pmap revokes it in the truncating task
  *              (unmap_mapping_range -> the importer's notifier quiesces its
- *              DMA and calls device_unmap) and releases the lease
+ *              DMA and calls device_unmap): no lease break, no wake-up
+ *   p2pmap-lease  the same with debugfs sync_break=0: XFS breaks p2pmap's
+ *              layout lease, p2pmap's real-time worker revokes and releases
+ *              the lease, the truncate waits for it (the path before patch
+ *              8, and still the path of IOCB_NOWAIT writes and reflink)
  *   lease      N processes each hold an F_SETLEASE read lease on the file
  *              and release it from their SIGIO handler
  * each idle and with CPU-bound competitors (busy processes at nice 0, one
@@ -33,10 +38,10 @@
  * (vfs_truncate -> break_lease; XFS setattr -> xfs_break_layouts).
  *
  * Output: one line per N and load,
- *   revoke scenario=<name> n=<N> p50_us=.. p99_us=.. lease_p50_us=.. lease_p99_us=.. ratio_p99=..
+ *   revoke scenario=<name> n=<N> p50_us=.. p99_us=.. lease_p50_us=.. lease_p99_us=.. ratio_p99=.. p2p_lease_p50_us=.. p2p_lease_p99_us=..
  * (p50/p99 for p2pmap, lease_* for the userspace leases, ratio =
- * lease_p99 / p99; for the floor both columns are the plain truncate), then
- * a human table. Exit status 1 if a mapping was not served peer to peer or
+ * lease_p99 / p99, p2p_lease_* for p2pmap-lease; for the floor all columns
+ * are the plain truncate), then a human table. Exit status 1 if a mapping was not served peer to peer or
  * a revocation did not reach the importer.
  */
 #define _GNU_SOURCE
@@ -438,6 +443,7 @@ struct row {
 	int n;
 	double p50, p99, lp50, lp99, kd50, kq50, kr50, kd99, kq99, kr99;
 	double pre50, kern50, post50;
+	double pl50, pl99;	/* p2pmap-lease */
 };
 
 static struct row rows[24];
@@ -467,12 +473,23 @@ static void reset_kernel_hist(void)
 	}
 }
 
+/* debugfs sync_break: 1 (XFS's announced ranges served in its task) or 0. */
+static void set_sync_break(int on)
+{
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/sync_break", "w");
+
+	if (!f || fprintf(f, "%d\n", on) < 0 || fclose(f)) {
+		perror("sync_break");
+		exit(2);
+	}
+}
+
 enum load { IDLE, CONTENDED, CONTENDED_RT };
 
 static void scenario(enum load load)
 {
 	static const char *const names[] = { "idle", "contended", "contended-rt" };
-	static uint64_t a[1000], b[1000];
+	static uint64_t a[1000], b[1000], c[1000];
 	int contended = load != IDLE;
 	const char *name = names[load];
 	struct row *r;
@@ -489,24 +506,29 @@ static void scenario(enum load load)
 	r->n = 0;
 	r->p50 = pct_us(a, it, 50);
 	r->p99 = pct_us(a, it, 99);
-	r->lp50 = r->p50;
-	r->lp99 = r->p99;
+	r->lp50 = r->pl50 = r->p50;
+	r->lp99 = r->pl99 = r->p99;
 	r->kd50 = r->kq50 = r->kr50 = r->kd99 = r->kq99 = r->kr99 = 0;
-	printf("revoke scenario=%s n=0 p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f\n",
-	       r->name, r->p50, r->p99, r->lp50, r->lp99, 1.0);
+	printf("revoke scenario=%s n=0 p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f p2p_lease_p50_us=%.0f p2p_lease_p99_us=%.0f\n",
+	       r->name, r->p50, r->p99, r->lp50, r->lp99, 1.0, r->pl50, r->pl99);
 	fflush(stdout);
 
 	for (i = 0; i < (int)(sizeof(ns) / sizeof(ns[0])); i++) {
 		int n = ns[i];
 
 		it = iters_for(n);
+		/* p2pmap through its lease first: the split and k-* are of it */
 		reset_kernel_hist();
 		nsplit = 0;
-		snprintf(phase_buf, sizeof(phase_buf), "p2pmap %s n=%d", name, n);
+		snprintf(phase_buf, sizeof(phase_buf), "p2pmap-lease %s n=%d", name, n);
 		phase = phase_buf;
 		alarm(600);
-		run_p2pmap(n, it, a);
+		set_sync_break(0);
+		run_p2pmap(n, it, c);
+		set_sync_break(1);
 		r = &rows[nrows++];
+		r->pl50 = pct_us(c, it, 50);
+		r->pl99 = pct_us(c, it, 99);
 		r->pre50 = nsplit ? pct_us(split_pre, nsplit, 50) : 0;
 		r->kern50 = nsplit ? pct_us(split_kernel, nsplit, 50) : 0;
 		r->post50 = nsplit ? pct_us(split_post, nsplit, 50) : 0;
@@ -516,6 +538,10 @@ static void scenario(enum load load)
 		r->kd99 = p2pmap_latency("dispatch_us_p99");
 		r->kq99 = p2pmap_latency("quiesce_us_p99");
 		r->kr99 = p2pmap_latency("release_us_p99");
+		snprintf(phase_buf, sizeof(phase_buf), "p2pmap %s n=%d", name, n);
+		phase = phase_buf;
+		alarm(600);
+		run_p2pmap(n, it, a);
 		snprintf(phase_buf, sizeof(phase_buf), "lease %s n=%d", name, n);
 		phase = phase_buf;
 		alarm(600);
@@ -527,9 +553,9 @@ static void scenario(enum load load)
 		r->p99 = pct_us(a, it, 99);
 		r->lp50 = pct_us(b, it, 50);
 		r->lp99 = pct_us(b, it, 99);
-		printf("revoke scenario=%s n=%d p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f\n",
+		printf("revoke scenario=%s n=%d p50_us=%.0f p99_us=%.0f lease_p50_us=%.0f lease_p99_us=%.0f ratio_p99=%.2f p2p_lease_p50_us=%.0f p2p_lease_p99_us=%.0f\n",
 		       r->name, n, r->p50, r->p99, r->lp50, r->lp99,
-		       r->p99 > 0 ? r->lp99 / r->p99 : 0.0);
+		       r->p99 > 0 ? r->lp99 / r->p99 : 0.0, r->pl50, r->pl99);
 		fflush(stdout);
 	}
 	if (contended)
@@ -557,31 +583,35 @@ int main(void)
 	scenario(CONTENDED_RT);
 	unlink(PATH);
 
-	printf("\n%-18s %4s %10s %10s %12s %12s %8s  %-13s %-13s %-13s\n", "scenario", "N",
+	printf("\n%-18s %4s %10s %10s %12s %12s %8s %11s %11s %8s\n", "scenario", "N",
 	       "p2p p50us", "p2p p99us", "lease p50us", "lease p99us", "ratio99",
-	       "k-dispatch", "k-quiesce", "k-release");
+	       "p2pL p50us", "p2pL p99us", "L/sync99");
 	for (i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 
-		printf("%-18s %4d %10.0f %10.0f %12.0f %12.0f %8.2f  %6.0f/%-6.0f %6.0f/%-6.0f %6.0f/%-6.0f\n",
+		printf("%-18s %4d %10.0f %10.0f %12.0f %12.0f %8.2f %11.0f %11.0f %8.2f\n",
 		       r->name, r->n, r->p50, r->p99, r->lp50, r->lp99,
-		       r->p99 > 0 ? r->lp99 / r->p99 : 0, r->kd50, r->kd99, r->kq50, r->kq99,
-		       r->kr50, r->kr99);
+		       r->p99 > 0 ? r->lp99 / r->p99 : 0, r->pl50, r->pl99,
+		       r->p99 > 0 ? r->pl99 / r->p99 : 0);
 	}
-	printf("# k-*: p2pmap's own p50/p99 in us (debugfs revoke_latency; log2 bucket upper\n"
-	       "# bounds) from the lease break to: the revocation work running (dispatch),\n"
-	       "# the importers quiesced (quiesce), the lease released (release).\n");
-	printf("\n%-18s %4s %10s %12s %12s %12s\n", "scenario", "N", "p2p p50us",
-	       "start->break", "break->rel", "rel->return");
+	printf("# p2p: p2pmap revoking in the truncating task (patch 8); lease: userspace\n"
+	       "# F_SETLEASE holders; p2pL: p2pmap through its layout lease (sync_break=0).\n");
+	printf("\n%-18s %4s %11s %12s %12s %12s  %-13s %-13s %-13s\n", "scenario", "N",
+	       "p2pL p50us", "start->break", "break->rel", "rel->return", "k-dispatch",
+	       "k-quiesce", "k-release");
 	for (i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 
 		if (r->n)
-			printf("%-18s %4d %10.0f %12.0f %12.0f %12.0f\n", r->name, r->n, r->p50,
-			       r->pre50, r->kern50, r->post50);
+			printf("%-18s %4d %11.0f %12.0f %12.0f %12.0f  %6.0f/%-6.0f %6.0f/%-6.0f %6.0f/%-6.0f\n",
+			       r->name, r->n, r->pl50, r->pre50, r->kern50, r->post50,
+			       r->kd50, r->kd99, r->kq50, r->kq99, r->kr50, r->kr99);
 	}
-	printf("# p50 split of p2pmap's truncate (us): truncate start -> lm_break, lm_break ->\n"
-	       "# layout lease released (p2pmap's revocation), released -> truncate returns.\n");
+	printf("# p2pmap-lease only. p50 split of its truncate (us): truncate start -> lm_break,\n"
+	       "# lm_break -> layout lease released (p2pmap's revocation), released -> truncate\n"
+	       "# returns. k-*: p2pmap's own p50/p99 in us (debugfs revoke_latency; log2 bucket\n"
+	       "# upper bounds) from the lease break to: the revocation work running\n"
+	       "# (dispatch), the importers quiesced (quiesce), the lease released (release).\n");
 	if (failures)
 		printf("# FAILED: %d mappings not served or not revoked\n", failures);
 	return failures ? 1 : 0;
