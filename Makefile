@@ -23,7 +23,7 @@ SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftes
 SELFTESTS += build/bin/p2pmap_unplug build/bin/p2pmap_bench
 
 .PHONY: all build setup kernel module tools selftests host-test checkpatch check demo \
-	bench fmt fmt-check clippy clean
+	bench stress fmt fmt-check clippy clean
 
 all: build
 
@@ -82,6 +82,10 @@ demo:
 
 bench:
 	scripts/bench
+
+# The long form of the model-checked stress test (make check runs a bounded one).
+stress:
+	scripts/stress
 
 clean:
 	-$(KMAKE) M=$(CURDIR) clean

@@ -25,8 +25,11 @@
  * device. addr and len must be page aligned, len > 0, inside one vma.
  * Returns the handle (> 0) in .handle.
  * Errors: EINVAL (alignment, length, overflow, unknown flags), EFAULT (no
- * vma, or the range leaves the vma), EOPNOTSUPP (P2PMAP_MAP_NO_FALLBACK and
- * device_map refused, see .p2p_errno), E2BIG (more than 128 MiB), ENOMEM.
+ * vma, the range leaves the vma, or the fallback faulted past EOF), E2BIG
+ * (more than 128 MiB), ENOMEM, EBUSY (invalidated during each of 16
+ * attempts); with P2PMAP_MAP_NO_FALLBACK, device_map()'s refusal itself
+ * (EOPNOTSUPP for a vma without device_map, else the provider's errno:
+ * EBUSY, ENXIO, ENOSPC, ...; the p2pmap debugfs counters say why).
  */
 struct p2pmap_map {
 	__u64 addr;
