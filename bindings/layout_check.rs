@@ -4,13 +4,14 @@
 //! (or from its own bindgen output) match what the C compiler sees.
 //!
 //! In this build rust/bindings' `task_struct` does not match C (see
-//! `p2pmap_current_mm()` in p2pmap_shim.h), so every layout we rely on is
-//! verified against `p2pmap_layout()` before anything uses it. Shared by
-//! p2pmap.ko and the test importer (included with `#[path]`).
+//! `importer_current_mm()` in tests/importer/importer_shim.h), so every
+//! layout we rely on is verified against the module's C (`p2pmap_layout()`,
+//! `importer_layout()`) before anything uses it. Shared by p2pmap.ko and the
+//! test importer (included with `#[path]`).
 
 use kernel::prelude::*;
 
-/// One size or offset: its name, the `P2PMAP_*` item of `p2pmap_layout()`
+/// One size or offset: its name, the item of the module's layout function
 /// and the value Rust computed.
 pub(crate) struct Item {
     pub(crate) name: &'static str,

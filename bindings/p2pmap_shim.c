@@ -6,63 +6,18 @@
 #include <linux/bio.h>
 #include <linux/blkdev.h>
 #include <linux/device_map.h>
-#include <linux/dma-mapping.h>
 #include <linux/exportfs.h>
 #include <linux/exportfs_block.h>
 #include <linux/fadvise.h>
 #include <linux/fs.h>
-#include <linux/hmm.h>
 #include <linux/iomap.h>
 #include <linux/mm.h>
-#include <linux/mmu_notifier.h>
 #include <linux/pagemap.h>
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/sched.h>
 
 #include "p2pmap_shim.h"
-
-void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
-				 unsigned long cur_seq)
-{
-	mmu_interval_set_seq(sub, cur_seq);
-}
-
-bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
-				    unsigned long seq)
-{
-	return mmu_interval_read_retry(sub, seq);
-}
-
-bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range)
-{
-	return mmu_notifier_range_blockable(range);
-}
-
-unsigned int p2pmap_mmu_notifier_range_event(const struct mmu_notifier_range *range)
-{
-	return range->event;
-}
-
-struct mm_struct *p2pmap_current_mm(void)
-{
-	return current->mm;
-}
-
-struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn)
-{
-	return hmm_pfn_to_page(hmm_pfn);
-}
-
-int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr)
-{
-	return dma_mapping_error(dev, dma_addr);
-}
-
-int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask)
-{
-	return dma_set_mask_and_coherent(dev, mask);
-}
 
 int p2pmap_file_map_blocks(struct file *file, loff_t offset, u64 len,
 			   struct iomap *iomap)
@@ -269,28 +224,14 @@ unsigned long p2pmap_layout(int item)
 	switch (item) {
 	case P2PMAP_SZ_VMA:
 		return sizeof(struct vm_area_struct);
-	case P2PMAP_SZ_MM:
-		return sizeof(struct mm_struct);
 	case P2PMAP_SZ_VM_OPS:
 		return sizeof(struct vm_operations_struct);
-	case P2PMAP_SZ_INTERVAL_NOTIFIER:
-		return sizeof(struct mmu_interval_notifier);
-	case P2PMAP_SZ_HMM_RANGE:
-		return sizeof(struct hmm_range);
 	case P2PMAP_SZ_DEVICE_MAP_PROVIDER:
 		return sizeof(struct device_map_provider);
-	case P2PMAP_OFF_VMA_VM_OPS:
-		return offsetof(struct vm_area_struct, vm_ops);
 	case P2PMAP_OFF_VMA_VM_FILE:
 		return offsetof(struct vm_area_struct, vm_file);
 	case P2PMAP_OFF_VMA_VM_MM:
 		return offsetof(struct vm_area_struct, vm_mm);
-	case P2PMAP_OFF_VM_OPS_DEVICE_MAP:
-		return offsetof(struct vm_operations_struct, device_map);
-	case P2PMAP_OFF_VM_OPS_DEVICE_UNMAP:
-		return offsetof(struct vm_operations_struct, device_unmap);
-	case P2PMAP_SZ_FILE:
-		return sizeof(struct file);
 	}
 	return ~0UL;
 }

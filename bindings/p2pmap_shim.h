@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Out-of-line wrappers of the static inline kernel functions p2pmap and its
- * test importer call from Rust (rust/helpers does not cover them).
+ * Out-of-line wrappers of the static inline kernel functions p2pmap calls
+ * from Rust (rust/helpers does not cover them). The test importer has its
+ * own (tests/importer/importer_shim.h).
  */
 #ifndef P2PMAP_SHIM_H
 #define P2PMAP_SHIM_H
 
-#include <linux/mmu_notifier.h>
 #include <linux/types.h>
 
 struct device;
@@ -16,33 +16,6 @@ struct mm_struct;
 struct page;
 struct pci_dev;
 struct vm_area_struct;
-
-/* include/linux/mmu_notifier.h */
-void p2pmap_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
-				 unsigned long cur_seq);
-bool p2pmap_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
-				    unsigned long seq);
-bool p2pmap_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
-/* range->event: enum mmu_notifier_event, what the invalidation is for. */
-unsigned int p2pmap_mmu_notifier_range_event(const struct mmu_notifier_range *range);
-
-/*
- * current->mm (no reference taken). Rust's `current!().mm()` reads the
- * field at the offset of rust/bindings' `task_struct`, which does not match
- * the C layout in this build (936 vs 984), so it must not be used. Cause:
- * with CONFIG_SCHEDSTATS=n and CONFIG_SCHED_CORE=n, struct sched_statistics
- * is empty but ____cacheline_aligned; bindgen emits it without
- * #[repr(align(64))], so task_struct::stats sits at 720 in Rust and 768 in
- * C, and every later field is 48 bytes off (sizeof 5120 vs 5184).
- */
-struct mm_struct *p2pmap_current_mm(void);
-
-/* include/linux/hmm.h */
-struct page *p2pmap_hmm_pfn_to_page(unsigned long hmm_pfn);
-
-/* include/linux/dma-mapping.h */
-int p2pmap_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
-int p2pmap_dma_set_mask_and_coherent(struct device *dev, u64 mask);
 
 struct iomap;
 
@@ -104,22 +77,15 @@ void p2pmap_file_wait_direct_io(struct file *file);
 bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end);
 
 /*
- * Sizes and offsets as the C compiler sees them, for the modules to check
- * the layouts they use from rust/bindings at load time (see
- * p2pmap_current_mm() for why).
+ * Sizes and offsets as the C compiler sees them, for p2pmap to check the
+ * layouts it uses from rust/bindings at load time: bindgen can get them
+ * wrong (the test importer's importer_current_mm() says how).
  */
 #define P2PMAP_SZ_VMA			0
-#define P2PMAP_SZ_MM			1
-#define P2PMAP_SZ_VM_OPS		2
-#define P2PMAP_SZ_INTERVAL_NOTIFIER	3
-#define P2PMAP_SZ_HMM_RANGE		4
-#define P2PMAP_SZ_DEVICE_MAP_PROVIDER	5
-#define P2PMAP_OFF_VMA_VM_OPS		6
-#define P2PMAP_OFF_VMA_VM_FILE		7
-#define P2PMAP_OFF_VMA_VM_MM		8
-#define P2PMAP_OFF_VM_OPS_DEVICE_MAP	9
-#define P2PMAP_OFF_VM_OPS_DEVICE_UNMAP	10
-#define P2PMAP_SZ_FILE			11
+#define P2PMAP_SZ_VM_OPS		1
+#define P2PMAP_SZ_DEVICE_MAP_PROVIDER	2
+#define P2PMAP_OFF_VMA_VM_FILE		3
+#define P2PMAP_OFF_VMA_VM_MM		4
 unsigned long p2pmap_layout(int item);
 
 /*
@@ -130,6 +96,14 @@ unsigned long p2pmap_layout(int item);
  */
 int p2pmap_lease_get(struct file *file);
 bool p2pmap_lease_broken(struct file *file);
+/*
+ * The generation of the inode's unbroken p2pmap lease, 0 if there is none.
+ * While it stays the same the lease was neither broken nor released and
+ * taken again, so the filesystem changed no block map of the inode without
+ * announcing it to p2pmap first (filemap_device_break_begin(), which
+ * p2pmap counts as a layout change).
+ */
+u64 p2pmap_lease_gen(struct file *file);
 void p2pmap_lease_put(struct file *file);
 int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);

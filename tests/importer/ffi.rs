@@ -72,47 +72,47 @@ pub(crate) fn check_layouts() -> Result {
     let items = [
         Item {
             name: "sizeof(struct mmu_interval_notifier)",
-            item: ext::P2PMAP_SZ_INTERVAL_NOTIFIER,
+            item: ext::IMPORTER_SZ_INTERVAL_NOTIFIER,
             rust: size_of::<bindings::mmu_interval_notifier>(),
         },
         Item {
             name: "sizeof(struct hmm_range)",
-            item: ext::P2PMAP_SZ_HMM_RANGE,
+            item: ext::IMPORTER_SZ_HMM_RANGE,
             rust: size_of::<ext::hmm_range>(),
         },
         Item {
             name: "sizeof(struct vm_area_struct)",
-            item: ext::P2PMAP_SZ_VMA,
+            item: ext::IMPORTER_SZ_VMA,
             rust: size_of::<bindings::vm_area_struct>(),
         },
         Item {
             name: "sizeof(struct mm_struct)",
-            item: ext::P2PMAP_SZ_MM,
+            item: ext::IMPORTER_SZ_MM,
             rust: size_of::<bindings::mm_struct>(),
         },
         Item {
             name: "offsetof(struct vm_area_struct, vm_ops)",
-            item: ext::P2PMAP_OFF_VMA_VM_OPS,
+            item: ext::IMPORTER_OFF_VMA_VM_OPS,
             rust: offset_of!(bindings::vm_area_struct, vm_ops),
         },
         Item {
             name: "offsetof(struct vm_area_struct, vm_file)",
-            item: ext::P2PMAP_OFF_VMA_VM_FILE,
+            item: ext::IMPORTER_OFF_VMA_VM_FILE,
             rust: offset_of!(bindings::vm_area_struct, vm_file),
         },
         Item {
             name: "offsetof(struct vm_operations_struct, device_map)",
-            item: ext::P2PMAP_OFF_VM_OPS_DEVICE_MAP,
+            item: ext::IMPORTER_OFF_VM_OPS_DEVICE_MAP,
             rust: offset_of!(bindings::vm_operations_struct, device_map),
         },
         Item {
             name: "offsetof(struct vm_operations_struct, device_unmap)",
-            item: ext::P2PMAP_OFF_VM_OPS_DEVICE_UNMAP,
+            item: ext::IMPORTER_OFF_VM_OPS_DEVICE_UNMAP,
             rust: offset_of!(bindings::vm_operations_struct, device_unmap),
         },
     ];
-    // SAFETY: `p2pmap_layout` only returns constants.
-    layout_check::check(&items, |i| unsafe { ext::p2pmap_layout(i as i32) as u64 })
+    // SAFETY: `importer_layout` only returns constants.
+    layout_check::check(&items, |i| unsafe { ext::importer_layout(i as i32) as u64 })
 }
 
 /// The device state of the edu function whose misc device `misc` is.
@@ -130,10 +130,10 @@ pub(crate) fn edu_of(misc: &MiscDeviceRegistration<ImporterFile>) -> &Arc<Edu> {
 ///
 /// `kernel::current!().mm()` must not be used: it reads `task_struct::mm`
 /// at rust/bindings' offset, which differs from the C layout in this build
-/// (see `p2pmap_current_mm()` in bindings/p2pmap_shim.h).
+/// (see `importer_current_mm()` in importer_shim.h).
 pub(crate) fn current_mm() -> Option<ARef<MmWithUser>> {
     // SAFETY: reads `current->mm` of the calling task.
-    let mm = unsafe { ext::p2pmap_current_mm() };
+    let mm = unsafe { ext::importer_current_mm() };
     if mm.is_null() {
         return None;
     }
@@ -250,14 +250,14 @@ impl<T: Invalidate> IntervalNotifier<T> {
     /// `read_begin` returned `seq`. Call under the device lock.
     pub(crate) fn read_retry(&self, seq: u64) -> bool {
         // SAFETY: `raw` is valid while `self` lives.
-        unsafe { ext::p2pmap_mmu_interval_read_retry(self.raw.get(), seq as c_ulong) }
+        unsafe { ext::importer_mmu_interval_read_retry(self.raw.get(), seq as c_ulong) }
     }
 
     /// `mmu_interval_set_seq()`, for [`Invalidate::invalidate`].
     pub(crate) fn set_seq(&self, cur_seq: u64) {
         // SAFETY: `raw` is valid while `self` lives; called from the
         // invalidate callback as the function requires.
-        unsafe { ext::p2pmap_mmu_interval_set_seq(self.raw.get(), cur_seq as c_ulong) }
+        unsafe { ext::importer_mmu_interval_set_seq(self.raw.get(), cur_seq as c_ulong) }
     }
 
     /// # Safety
@@ -280,9 +280,9 @@ impl<T: Invalidate> IntervalNotifier<T> {
         };
         let range = InvalidateRange {
             // SAFETY: `range` is valid for the duration of the callback.
-            blockable: unsafe { ext::p2pmap_mmu_notifier_range_blockable(range) },
+            blockable: unsafe { ext::importer_mmu_notifier_range_blockable(range) },
             // SAFETY: as above.
-            event: unsafe { ext::p2pmap_mmu_notifier_range_event(range) },
+            event: unsafe { ext::importer_mmu_notifier_range_event(range) },
         };
         T::invalidate(this, &range, cur_seq as u64)
     }
@@ -513,7 +513,7 @@ impl DmaPage {
             return Err(EFAULT);
         }
         // SAFETY: a valid hmm pfn refers to a page with a struct page.
-        let page = unsafe { ext::p2pmap_hmm_pfn_to_page(hmm_pfn) };
+        let page = unsafe { ext::importer_hmm_pfn_to_page(hmm_pfn) };
         // The device only reads pages of a read-only mapping.
         let dir = if write {
             bindings::dma_data_direction::DMA_BIDIRECTIONAL
@@ -524,7 +524,7 @@ impl DmaPage {
         let addr =
             unsafe { bindings::dma_map_page_attrs(raw_dev(dev), page, 0, PAGE_SIZE, dir, 0) };
         // SAFETY: `addr` was just returned by dma_map_page_attrs for `dev`.
-        if unsafe { ext::p2pmap_dma_mapping_error(raw_dev(dev), addr) } != 0 {
+        if unsafe { ext::importer_dma_mapping_error(raw_dev(dev), addr) } != 0 {
             return Err(ENOMEM);
         }
         // INVARIANT: mapped just above.
@@ -549,17 +549,4 @@ impl Drop for DmaPage {
             bindings::dma_unmap_page_attrs(raw_dev(&self.dev), self.addr, PAGE_SIZE, self.dir, 0)
         };
     }
-}
-
-/// Sets the DMA mask of `dev` for streaming and coherent mappings.
-///
-/// Context: probe, before any DMA mapping of the device.
-pub(crate) fn set_dma_mask(dev: &device::Device, bits: u32) -> Result {
-    let mask = if bits >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << bits) - 1
-    };
-    // SAFETY: `dev` is a live device being probed; nothing maps yet.
-    to_result(unsafe { ext::p2pmap_dma_set_mask_and_coherent(raw_dev(dev), mask) })
 }

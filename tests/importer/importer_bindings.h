@@ -5,7 +5,7 @@
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 
-#include "p2pmap_shim.h"
+#include "importer_shim.h"
 
 const unsigned long P2PMAP_HMM_PFN_VALID = HMM_PFN_VALID;
 const unsigned long P2PMAP_HMM_PFN_REQ_FAULT = HMM_PFN_REQ_FAULT;

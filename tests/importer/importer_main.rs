@@ -11,6 +11,10 @@
 
 use core::mem;
 use kernel::{
+    dma::{
+        Device as _,
+        DmaMask, //
+    },
     fs::File,
     ioctl::_IOC_SIZE,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
@@ -87,7 +91,9 @@ impl pci::Driver for ImporterDriver {
             pdev.enable_device_mem()?;
             pdev.set_master();
             // edu's registers take 32-bit addresses here (see edu::transfer).
-            ffi::set_dma_mask(pdev.as_ref(), 32)?;
+            // SAFETY: probe, before the device maps or allocates anything
+            // for DMA.
+            unsafe { pdev.dma_set_mask_and_coherent(DmaMask::new::<32>())? };
             let bar = pdev
                 .iomap_region_sized::<{ edu::BAR_SIZE }>(0, c"p2pmap_importer")?
                 .into_devres()?;
