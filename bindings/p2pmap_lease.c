@@ -51,6 +51,7 @@ struct p2pmap_lease {
 	struct file *file;		/* our reference */
 	unsigned int refs;		/* windows holding the lease */
 	bool broken;			/* lm_break ran: take no new reference */
+	u64 gen;			/* p2pmap_lease_gen() */
 	/* Tasks between p2pmap_lease_break_begin() and _end() on the inode. */
 	struct task_struct *breakers[P2PMAP_SYNC_BREAKERS];
 	u64 break_ns;			/* ktime_get_ns() in lm_break, or 0 */
@@ -59,6 +60,7 @@ struct p2pmap_lease {
 };
 
 static LIST_HEAD(p2pmap_leases);
+static atomic64_t p2pmap_lease_gens = ATOMIC64_INIT(0);
 static DEFINE_SPINLOCK(p2pmap_lease_lock);
 
 static struct kthread_worker *p2pmap_worker;
@@ -237,6 +239,7 @@ int p2pmap_lease_get(struct file *file)
 		return ret;
 	}
 	new->refs = 1;
+	new->gen = atomic64_inc_return(&p2pmap_lease_gens);
 	kthread_init_work(&new->break_work, p2pmap_lease_break_fn);
 	kthread_init_work(&new->release_work, p2pmap_lease_release_fn);
 
@@ -294,6 +297,19 @@ bool p2pmap_lease_broken(struct file *file)
 	broken = !l || l->broken;
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	return broken;
+}
+
+u64 p2pmap_lease_gen(struct file *file)
+{
+	struct p2pmap_lease *l;
+	unsigned long flags;
+	u64 gen;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	l = p2pmap_lease_find(file_inode(file));
+	gen = l && !l->broken ? l->gen : 0;
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return gen;
 }
 
 void p2pmap_lease_put(struct file *file)

@@ -388,6 +388,13 @@ impl LeaseRef {
         unsafe { ext::p2pmap_lease_broken(self.file.as_ptr()) }
     }
 
+    /// The generation of the inode's lease while it is unbroken, 0 once
+    /// it was broken (a later lease has another generation).
+    pub(crate) fn generation(&self) -> u64 {
+        // SAFETY: `file` is live (reference held).
+        unsafe { ext::p2pmap_lease_gen(self.file.as_ptr()) }
+    }
+
     /// The file, for revocation.
     pub(crate) fn file(&self) -> &File {
         &self.file

@@ -9,6 +9,7 @@
 
 use kernel::prelude::*;
 
+mod extents;
 mod ffi;
 // Shared with the host test crate (tests/host), where these items are the
 // crate's public API.
@@ -40,6 +41,7 @@ impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
         windows::init();
+        extents::init();
         ffi::lease_init()?;
         let registered = (|| {
             let debugfs = stats::Debugfs::new()?;
@@ -78,6 +80,7 @@ impl Drop for P2pMap {
         // No device removal runs from here on: revoke_all() covers them.
         drop(self.pci_notifier.take());
         provider::revoke_all();
+        extents::exit();
         ffi::lease_exit();
     }
 }

@@ -21,6 +21,7 @@ use kernel::{
 };
 
 use crate::{
+    extents,
     ffi::{
         self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider,
         SlowPath, UnmapCall, ValidMapCall,
@@ -78,7 +79,8 @@ impl Provider for P2pProvider {
                 // Direct writes submitted before the lease existed broke
                 // nothing: let them land before the blocks are read.
                 slow.wait_direct_io();
-                match stage(&slow, &nvme, start, pages) {
+                let key = extents::Key::new(inode, &lease, seqs);
+                match stage(&slow, &nvme, &key, start, pages) {
                     Ok(_) if lease.broken() => {
                         Slot::refused(inode, start, pages, Reason::LeaseBroken)
                     }
@@ -241,24 +243,48 @@ fn verbose_refusal_allowed() -> bool {
 
 /// Stages `pages` pages at file byte `start` into a new CMB window:
 /// `IOMAP_MAPPED` extents are read from the block device by bios on the CMB
-/// pages; holes and unwritten extents are zero-filled, never read.
+/// pages; holes and unwritten extents are zero-filled, never read. Extents
+/// come from the extent cache under `key`, else from `map_blocks` (and are
+/// cached then).
 ///
 /// Context: slow path (no mmap_lock); sleeps.
-fn stage(slow: &SlowPath, nvme: &PciDevRef, start: i64, pages: usize) -> Result<CmbBuf, Reason> {
+fn stage(
+    slow: &SlowPath,
+    nvme: &PciDevRef,
+    key: &extents::Key,
+    start: i64,
+    pages: usize,
+) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
     let mut buf = alloc_window(nvme, len)?;
+    let use_cache = STATS.extent_cache_enabled();
     let mut off = 0usize;
     while off < len {
         let pos = start + off as i64;
-        let ext = slow.map_blocks(pos, (len - off) as u64).map_err(|e| {
-            if e == ENXIO {
-                Reason::Reflinked
-            } else if e == EINVAL {
-                Reason::PastEof
-            } else {
-                Reason::MapBlocksFailed
+        let cached = if use_cache {
+            extents::lookup(key, pos)
+        } else {
+            None
+        };
+        STATS.extent_lookup(cached.is_some());
+        let ext = match cached {
+            Some(ext) => ext,
+            None => {
+                let ext = slow.map_blocks(pos, (len - off) as u64).map_err(|e| {
+                    if e == ENXIO {
+                        Reason::Reflinked
+                    } else if e == EINVAL {
+                        Reason::PastEof
+                    } else {
+                        Reason::MapBlocksFailed
+                    }
+                })?;
+                if use_cache {
+                    extents::insert(key, ext);
+                }
+                ext
             }
-        })?;
+        };
         // map_blocks returns the extent covering `pos`; it may be shorter.
         let ext_end = ext.offset.saturating_add(ext.length as i64);
         if ext.offset > pos || ext_end <= pos {

@@ -46,6 +46,11 @@ pub(crate) struct Stats {
     /// lease of the inode yet, it was already broken, or too many tasks
     /// broke the inode at once): the lease is broken as before.
     sync_breaks_fallback: Atomic<u64>,
+    /// Extents of a range to stage asked of the filesystem (`map_blocks`:
+    /// in XFS a write-back and invalidation of the whole file's page cache).
+    map_blocks_calls: Atomic<u64>,
+    /// Extents found in p2pmap's extent cache instead.
+    extent_cache_hits: Atomic<u64>,
     /// Revocation start (lease break, CMB allocation failure, unload, unbind
     /// notification) -> every importer mapping a revoked range quiesced
     /// (`unmap_mapping_range` returned: the notifiers ran synchronously).
@@ -68,6 +73,9 @@ pub(crate) struct Stats {
     /// before patch 8 (the benchmark compares the two; tests show what
     /// the synchronous path changes).
     sync_break: Atomic<u32>,
+    /// Debugfs `extent_cache` (default 1): 0 makes every slow path ask
+    /// `map_blocks`, as before the extent cache.
+    extent_cache: Atomic<u32>,
 }
 
 /// The counters, shared by the provider callbacks and debugfs.
@@ -93,6 +101,8 @@ impl Stats {
             unclaimed_expired: Atomic::new(0),
             sync_breaks: Atomic::new(0),
             sync_breaks_fallback: Atomic::new(0),
+            map_blocks_calls: Atomic::new(0),
+            extent_cache_hits: Atomic::new(0),
             quiesce_us: [const { Atomic::new(0) }; BUCKETS],
             dispatch_us: [const { Atomic::new(0) }; BUCKETS],
             release_us: [const { Atomic::new(0) }; BUCKETS],
@@ -100,6 +110,7 @@ impl Stats {
             last_release_ns: Atomic::new(0),
             inject_retry: Atomic::new(0),
             sync_break: Atomic::new(1),
+            extent_cache: Atomic::new(1),
         }
     }
 
@@ -136,6 +147,20 @@ impl Stats {
 
     /// Counts an announced layout break: `passed` if it passes the lease by
     /// (synchronous), else it breaks the lease.
+    /// Whether staging may use the extent cache (debugfs `extent_cache`).
+    pub(crate) fn extent_cache_enabled(&self) -> bool {
+        self.extent_cache.load(Relaxed) != 0
+    }
+
+    /// Counts where the extent of a range to stage came from.
+    pub(crate) fn extent_lookup(&self, cached: bool) {
+        if cached {
+            self.extent_cache_hits.add(1, Relaxed);
+        } else {
+            self.map_blocks_calls.add(1, Relaxed);
+        }
+    }
+
     pub(crate) fn sync_break(&self, passed: bool) {
         if passed {
             self.sync_breaks.add(1, Relaxed);
@@ -306,6 +331,16 @@ impl Stats {
             "sync_breaks_fallback {}",
             self.sync_breaks_fallback.load(Relaxed)
         )?;
+        writeln!(
+            f,
+            "map_blocks_calls {}",
+            self.map_blocks_calls.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "extent_cache_hits {}",
+            self.extent_cache_hits.load(Relaxed)
+        )?;
         Ok(())
     }
 }
@@ -319,14 +354,23 @@ fn parse_u32(r: &mut UserSliceReader) -> Result<u32> {
     text.trim().parse().map_err(|_| EINVAL)
 }
 
+/// 0 or 1 written to a debugfs switch.
+fn parse_switch(r: &mut UserSliceReader) -> Result<u32> {
+    match parse_u32(r)? {
+        v @ (0 | 1) => Ok(v),
+        _ => Err(EINVAL),
+    }
+}
+
 /// The debugfs directory `p2pmap/` with `stats`, `inject_retry`,
-/// `revoke_latency` and `sync_break`.
+/// `revoke_latency`, `sync_break` and `extent_cache`.
 pub(crate) struct Debugfs {
     // Dropped before the directory.
     _stats: Pin<KBox<File<&'static Stats>>>,
     _inject: Pin<KBox<File<&'static Stats>>>,
     _latency: Pin<KBox<File<&'static Stats>>>,
     _sync_break: Pin<KBox<File<&'static Stats>>>,
+    _extent_cache: Pin<KBox<File<&'static Stats>>>,
     _dir: Dir,
 }
 
@@ -369,11 +413,19 @@ impl Debugfs {
                 &STATS,
                 &|s: &&'static Stats, f| writeln!(f, "{}", s.sync_break.load(Relaxed)),
                 &|s: &&'static Stats, r: &mut UserSliceReader| {
-                    let v = parse_u32(r)?;
-                    if v > 1 {
-                        return Err(EINVAL);
-                    }
-                    s.sync_break.store(v, Relaxed);
+                    s.sync_break.store(parse_switch(r)?, Relaxed);
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
+        let extent_cache = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"extent_cache",
+                &STATS,
+                &|s: &&'static Stats, f| writeln!(f, "{}", s.extent_cache.load(Relaxed)),
+                &|s: &&'static Stats, r: &mut UserSliceReader| {
+                    s.extent_cache.store(parse_switch(r)?, Relaxed);
                     Ok(())
                 },
             ),
@@ -384,6 +436,7 @@ impl Debugfs {
             _inject: inject,
             _latency: latency,
             _sync_break: sync_break,
+            _extent_cache: extent_cache,
             _dir: dir,
         })
     }

@@ -1602,6 +1602,79 @@ TEST(map_blocks_while_another_page_is_stored_into)
 }
 
 /*
+ * A second window of a file is staged from the extents cached under the
+ * layout lease: no map_blocks, so XFS does not write back and invalidate
+ * the whole file, and a page another mapping reads on the CPU stays mapped
+ * and cached (map_blocks evicted it: the issue's "a MAP of pages 0-3
+ * evicted the file's cached pages"). A write moves the layout sequence:
+ * the next window asks map_blocks again, and reads the new bytes.
+ */
+TEST(second_window_reuses_cached_extents)
+{
+	const size_t size = 64 * 4096;
+	uint64_t calls, hits;
+	unsigned char vec, buf[4096];
+	struct p2pmap_map m;
+	char path[256];
+	int dev, fd, i;
+	volatile unsigned char *cpu;
+	unsigned char *map;
+
+	dev = open_importer();
+	ASSERT_LE(0, dev);
+	snprintf(path, sizeof(path), XFS_DIR "/extents.%d", getpid());
+	/* O_DIRECT: no page of the file is cached to begin with */
+	ASSERT_EQ(0, make_pattern_file_direct(path, size, 23));
+	fd = open(path, O_RDWR);
+	ASSERT_LE(0, fd);
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	cpu = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, (void *)cpu);
+
+	/* window 1: pages 0-3, extents from map_blocks */
+	calls = p2pmap_stat("map_blocks_calls");
+	m = map_req(map, 4 * 4096, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m)) TH_LOG("MAP 0-3: %s", strerror(errno));
+	EXPECT_LT(calls, p2pmap_stat("map_blocks_calls"));
+
+	/* another mapping reads page 40 on the CPU: cached and mapped */
+	EXPECT_EQ(pattern_byte(40 * 4096, 23), cpu[40 * 4096]);
+	ASSERT_EQ(0, mincore((void *)(cpu + 40 * 4096), 4096, &vec));
+	ASSERT_EQ(1, vec & 1);
+
+	/* window 2: pages 4-7, from the cache */
+	calls = p2pmap_stat("map_blocks_calls");
+	hits = p2pmap_stat("extent_cache_hits");
+	m = map_req(map + 4 * 4096, 4 * 4096, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m)) TH_LOG("MAP 4-7: %s", strerror(errno));
+	EXPECT_EQ(calls, p2pmap_stat("map_blocks_calls"));
+	EXPECT_LT(hits, p2pmap_stat("extent_cache_hits"));
+	ASSERT_EQ(0, mincore((void *)(cpu + 40 * 4096), 4096, &vec));
+	EXPECT_EQ(1, vec & 1) TH_LOG("page 40 was evicted: the whole file was invalidated");
+	ASSERT_EQ(0, importer_read(dev, m.handle, 2 * 4096, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 6 * 4096, sizeof(buf), 23));
+
+	/* a write (pages 20-21) moves the layout sequence: map_blocks again */
+	for (i = 0; i < (int)sizeof(buf); i++)
+		buf[i] = pattern_byte(20 * 4096 + i, 24);
+	ASSERT_EQ((ssize_t)sizeof(buf), pwrite(fd, buf, sizeof(buf), 20 * 4096));
+	ASSERT_EQ(0, fsync(fd));
+	calls = p2pmap_stat("map_blocks_calls");
+	m = map_req(map + 20 * 4096, 4 * 4096, P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &m)) TH_LOG("MAP 20-23: %s", strerror(errno));
+	EXPECT_LT(calls, p2pmap_stat("map_blocks_calls"));
+	ASSERT_EQ(0, importer_read(dev, m.handle, 0, sizeof(buf), buf));
+	EXPECT_EQ(0, check_pattern(buf, 20 * 4096, sizeof(buf), 24));
+
+	munmap((void *)cpu, size);
+	munmap(map, size);
+	close(fd);
+	unlink(path);
+	close(dev);
+}
+
+/*
  * A reflink involving a device-mapped file breaks its layout lease (XFS:
  * xfs_ilock2_io_mmap() breaks the layouts of source and destination), so
  * it revokes whether the file is the source or the destination. Its
