@@ -236,27 +236,6 @@ unsigned long p2pmap_layout(int item)
 	return ~0UL;
 }
 
-/* pci_bridge_has_acs_redir() of drivers/pci/p2pdma.c (static there). */
-static bool p2pmap_acs_redir(struct pci_dev *pdev)
-{
-	u16 ctrl;
-
-	if (!pdev->acs_cap)
-		return false;
-	pci_read_config_word(pdev, pdev->acs_cap + PCI_ACS_CTRL, &ctrl);
-	return ctrl & (PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_EC);
-}
-
-/*
- * Whether P2P DMA between @provider and @client is routed by a PCI switch,
- * i.e. PCI_P2PDMA_MAP_BUS_ADDR: the client's DMA engine is programmed with
- * PCI bus addresses, which is what device_map() hands out. Through a host
- * bridge (even an allow-listed one) the importer would need a DMA mapping
- * instead. Mirrors the walk of calc_map_type_and_dist() in
- * drivers/pci/p2pdma.c (pci_p2pdma_map_type() is not exported): find the
- * closest common upstream bridge; ACS redirection on any bridge on the way
- * (including the common one) sends the TLPs up to the root complex.
- */
 u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev)
 {
 	void *probe = pci_alloc_p2pmem(pdev, PAGE_SIZE);
@@ -280,23 +259,32 @@ u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev)
 	return cap;
 }
 
-bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev)
+/*
+ * Whether P2P DMA between @provider and @client is routed by a PCI switch
+ * (PCI_P2PDMA_MAP_BUS_ADDR): the client's DMA engine is programmed with PCI
+ * bus addresses, which is what device_map() hands out. Through a host
+ * bridge (even an allow-listed one) the importer would need a DMA mapping
+ * instead. pci_p2pdma_map_type() (exported by patch 9) answers it, cached
+ * per client; the answer depends on the two functions, not on the BAR, so
+ * any memory BAR's provider will do.
+ */
+bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client)
 {
-	struct pci_dev *client, *a, *bb;
-	bool acs = false;
+	struct p2pdma_provider *mem = NULL;
+	bool bus_addr = false;
+	int bar;
 
-	if (!dev_is_pci(client_dev))
-		return false;
-	client = to_pci_dev(client_dev);
-	for (a = provider; a; a = pci_upstream_bridge(a)) {
-		acs |= p2pmap_acs_redir(a);
-		for (bb = client; bb; bb = pci_upstream_bridge(bb))
-			if (bb == a)
-				goto common;
+	/*
+	 * pcim_p2pdma_provider() WARNs on a function without P2PDMA state,
+	 * which goes away when its driver unbinds (after a grace period, for
+	 * a function with published P2P memory): look under RCU.
+	 */
+	rcu_read_lock();
+	if (rcu_dereference(provider->p2pdma)) {
+		for (bar = 0; bar < PCI_STD_NUM_BARS && !mem; bar++)
+			mem = pcim_p2pdma_provider(provider, bar);
+		bus_addr = mem && pci_p2pdma_map_type(mem, client) == PCI_P2PDMA_MAP_BUS_ADDR;
 	}
-	return false;	/* no common upstream bridge: through the host bridge */
-common:
-	for (bb = client; bb != a; bb = pci_upstream_bridge(bb))
-		acs |= p2pmap_acs_redir(bb);
-	return !acs;
+	rcu_read_unlock();
+	return bus_addr;
 }

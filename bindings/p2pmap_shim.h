@@ -132,7 +132,8 @@ void p2pmap_lease_stop_passing(void);
 void p2pmap_rust_lease_broken(struct inode *inode, u64 break_ns);
 void p2pmap_rust_lease_released(u64 break_ns);
 
-bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client_dev);
+/* PCI_P2PDMA_MAP_BUS_ADDR between @provider and @client: pci_p2pdma_map_type(). */
+bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client);
 /*
  * An upper bound of the P2P memory @pdev publishes: the length of the BAR
  * its pool lies in (found by allocating one page), 0 if unknown (the pool

@@ -7,7 +7,10 @@
 //! in `provider.rs` and `logic/`. This file imports neither of them: the
 //! C-to-Rust entry points live with the code they call.
 
-use core::{marker::PhantomData, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    ptr::{self, NonNull},
+};
 use kernel::{
     bindings,
     device::Device,
@@ -16,6 +19,7 @@ use kernel::{
     fs::File,
     mm::virt::{self, VmaRef},
     page::PAGE_SIZE,
+    pci,
     prelude::*,
     sync::aref::ARef,
 };
@@ -236,12 +240,12 @@ impl MappedFile<'_> {
     }
 
     /// The PCI function behind the filesystem's block device.
-    pub(crate) fn pci_dev(&self) -> Option<PciDevRef> {
+    pub(crate) fn pci_dev(&self) -> Option<Nvme> {
         // SAFETY: `file` is valid (type invariant); the result carries a
         // reference of its own.
         let pdev = unsafe { ext::p2pmap_file_pci_dev(self.file) };
-        // INVARIANT: a non-NULL result holds a reference for us.
-        NonNull::new(pdev).map(PciDevRef)
+        // SAFETY: a non-NULL result holds a reference for us.
+        NonNull::new(pdev).map(|pdev| unsafe { Nvme::from_owned(pdev) })
     }
 
     /// Drops the clean, unmapped page-cache pages of the file byte range
@@ -477,7 +481,7 @@ pub(crate) struct Extent {
 /// `vaddr` is a live `pci_alloc_p2pmem(nvme, size)` allocation, freed on
 /// drop; `bus` is its bus address (`pci_p2pmem_virt_to_bus`).
 pub(crate) struct CmbBuf {
-    nvme: PciDevRef,
+    nvme: Nvme,
     vaddr: *mut u8,
     bus: u64,
     size: usize,
@@ -494,14 +498,14 @@ unsafe impl Sync for CmbBuf {}
 
 impl CmbBuf {
     /// Allocates `size` bytes of `nvme`'s CMB, or `None` if it is full.
-    pub(crate) fn alloc(nvme: &PciDevRef, size: usize) -> Option<CmbBuf> {
+    pub(crate) fn alloc(nvme: &Nvme, size: usize) -> Option<CmbBuf> {
         // SAFETY: `nvme` is a live pci_dev.
-        let vaddr = unsafe { ext::pci_alloc_p2pmem(nvme.0.as_ptr(), size) }.cast::<u8>();
+        let vaddr = unsafe { ext::pci_alloc_p2pmem(nvme.as_raw(), size) }.cast::<u8>();
         if vaddr.is_null() {
             return None;
         }
         // SAFETY: `vaddr` was just allocated from `nvme`'s P2P memory.
-        let bus = unsafe { ext::pci_p2pmem_virt_to_bus(nvme.0.as_ptr(), vaddr.cast()) };
+        let bus = unsafe { ext::pci_p2pmem_virt_to_bus(nvme.as_raw(), vaddr.cast()) };
         // INVARIANT: allocated above.
         Some(CmbBuf {
             nvme: nvme.clone(),
@@ -531,7 +535,7 @@ impl CmbBuf {
         self.size
     }
 
-    /// The NVMe function whose CMB holds the window ([`PciDevRef::key`]).
+    /// The NVMe function whose CMB holds the window ([`Nvme::key`]).
     pub(crate) fn device_key(&self) -> usize {
         self.nvme.key()
     }
@@ -540,35 +544,55 @@ impl CmbBuf {
 impl Drop for CmbBuf {
     fn drop(&mut self) {
         // SAFETY: allocated from `nvme` with this size (type invariant).
-        unsafe { ext::pci_free_p2pmem(self.nvme.0.as_ptr(), self.vaddr.cast(), self.size) };
+        unsafe { ext::pci_free_p2pmem(self.nvme.as_raw(), self.vaddr.cast(), self.size) };
     }
 }
 
-/// A reference on a `struct pci_dev`.
-///
-/// # Invariants
-///
-/// Holds one reference (`pci_dev_get`), dropped with `pci_dev_put`.
-pub(crate) struct PciDevRef(NonNull<bindings::pci_dev>);
+/// An NVMe function whose CMB p2pmap may use, held by a reference on its
+/// `struct pci_dev` through the kernel's `ARef<pci::Device>`.
+#[derive(Clone)]
+pub(crate) struct Nvme(ARef<pci::Device>);
 
-impl PciDevRef {
+impl Nvme {
+    /// Takes over a reference on `pdev`.
+    ///
+    /// # Safety
+    ///
+    /// `pdev` is a live `struct pci_dev` on which the caller owns one
+    /// reference (from a `pci_dev_get()`-style call); it moves into the
+    /// result, which drops it with `pci_dev_put()`.
+    unsafe fn from_owned(pdev: NonNull<bindings::pci_dev>) -> Self {
+        // SAFETY: `pci::Device` is `#[repr(transparent)]` over `struct
+        // pci_dev`, and the caller's reference is the one `ARef` gives back
+        // (`AlwaysRefCounted for pci::Device`: `pci_dev_put`).
+        Nvme(unsafe { ARef::from_raw(pdev.cast()) })
+    }
+
+    /// The `struct pci_dev`, for the C calls Rust has no abstraction of.
+    fn as_raw(&self) -> *mut bindings::pci_dev {
+        // `pci::Device::as_raw` is crate-private; the type is transparent
+        // over `struct pci_dev`, so the cast keeps the address.
+        ptr::from_ref::<pci::Device>(&self.0).cast_mut().cast()
+    }
+
     /// Identity of the function (its address), to compare devices.
     pub(crate) fn key(&self) -> usize {
-        self.0.as_ptr() as usize
+        self.as_raw() as usize
     }
 
     /// Whether this function publishes P2P memory (its CMB): the closest
     /// published provider to the function itself is the function.
     /// Model: how nvmet picks a CMB, `pci_p2pmem_find_many()`.
     pub(crate) fn publishes_p2pmem(&self) -> bool {
-        // SAFETY: `self.0` is a live pci_dev (type invariant).
-        let mut client = unsafe { &raw mut (*self.0.as_ptr()).dev };
+        // SAFETY: `self` holds a reference on the live pci_dev.
+        let mut client = unsafe { &raw mut (*self.as_raw()).dev };
         // SAFETY: one valid client; the result, if any, carries a reference.
         let found = unsafe { ext::pci_p2pmem_find_many(&mut client, 1) };
-        let ours = found == self.0.as_ptr();
+        let ours = found == self.as_raw();
         if let Some(found) = NonNull::new(found) {
-            // INVARIANT: the reference returned by pci_p2pmem_find_many().
-            drop(PciDevRef(found));
+            // SAFETY: the reference pci_p2pmem_find_many() returned, dropped
+            // here.
+            drop(unsafe { Nvme::from_owned(found) });
         }
         ours
     }
@@ -578,8 +602,8 @@ impl PciDevRef {
     ///
     /// Context: sleeps (allocates and frees one page of the pool).
     pub(crate) fn p2pmem_capacity(&self) -> Option<usize> {
-        // SAFETY: a live pci_dev (type invariant).
-        let cap = unsafe { ext::p2pmap_p2pmem_capacity(self.0.as_ptr()) };
+        // SAFETY: a live pci_dev (reference held).
+        let cap = unsafe { ext::p2pmap_p2pmem_capacity(self.as_raw()) };
         usize::try_from(cap).ok().filter(|&c| c > 0)
     }
 
@@ -589,9 +613,9 @@ impl PciDevRef {
     pub(crate) fn p2p_distance(&self, client: &Device, verbose: bool) -> Option<i32> {
         // `Device` wraps `struct device` transparently (its `as_raw` is
         // crate-private), so the cast keeps the address.
-        let mut client: *mut bindings::device = core::ptr::from_ref(client).cast_mut().cast();
+        let mut client: *mut bindings::device = ptr::from_ref(client).cast_mut().cast();
         // SAFETY: a live provider and one live client device.
-        let d = unsafe { ext::pci_p2pdma_distance_many(self.0.as_ptr(), &mut client, 1, verbose) };
+        let d = unsafe { ext::pci_p2pdma_distance_many(self.as_raw(), &mut client, 1, verbose) };
         (d >= 0).then_some(d)
     }
 
@@ -600,30 +624,10 @@ impl PciDevRef {
     /// CMB's bus addresses; `false` through a host bridge.
     pub(crate) fn bus_addr_path(&self, client: &Device) -> bool {
         // See `p2p_distance` for the cast.
-        let client: *mut bindings::device = core::ptr::from_ref(client).cast_mut().cast();
-        // SAFETY: a live provider and a live client device; walks their
-        // upstream bridges (pinned by the references on the devices).
-        unsafe { ext::p2pmap_p2p_bus_addr_path(self.0.as_ptr(), client) }
-    }
-}
-
-impl Clone for PciDevRef {
-    fn clone(&self) -> Self {
-        // SAFETY: `self.0` is live; the new value owns the new reference.
-        unsafe { bindings::pci_dev_get(self.0.as_ptr()) };
-        PciDevRef(self.0)
-    }
-}
-
-// SAFETY: a refcounted pci_dev may be used and released from any thread.
-unsafe impl Send for PciDevRef {}
-// SAFETY: as above.
-unsafe impl Sync for PciDevRef {}
-
-impl Drop for PciDevRef {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference (type invariant).
-        unsafe { bindings::pci_dev_put(self.0.as_ptr()) };
+        let client: *mut bindings::device = ptr::from_ref(client).cast_mut().cast();
+        // SAFETY: a live provider and a live client device (references
+        // held by the caller and by `self`).
+        unsafe { ext::p2pmap_p2p_bus_addr_path(self.as_raw(), client) }
     }
 }
 

@@ -23,7 +23,7 @@ use kernel::{
 use crate::{
     extents,
     ffi::{
-        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, PciDevRef, Provider,
+        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, Nvme, Provider,
         SlowPath, UnmapCall, ValidMapCall,
     },
     logic::{
@@ -184,7 +184,7 @@ impl Provider for P2pProvider {
 /// function whose CMB will hold the window. With `staged` (a window of the
 /// range exists, so the CMB was found published when it was staged), the
 /// costly search for the published P2P provider is skipped.
-fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<PciDevRef, Reason> {
+fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
     // A file vma always has a file; treat anything else like ext4.
     let file = call.file().ok_or(Reason::NoBlockOps)?;
     if file.is_dax() {
@@ -250,7 +250,7 @@ fn verbose_refusal_allowed() -> bool {
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(
     slow: &SlowPath,
-    nvme: &PciDevRef,
+    nvme: &Nvme,
     key: &extents::Key,
     start: i64,
     pages: usize,
@@ -391,7 +391,7 @@ extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
 /// Called by the PCI bus notifier (process context, may sleep, the device
 /// lock of `pdev` held) before `pdev` is unbound from its driver. The
 /// pointer is only a key, the one windows record their CMB's function by
-/// (`PciDevRef::key`).
+/// (`Nvme::key`).
 #[no_mangle]
 extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
     revoke_device(pdev as usize);
@@ -454,7 +454,7 @@ const REMOVAL_WAIT_STEPS: usize = 100;
 /// CMB pressure: revokes least recently used windows that importers still
 /// map in `nvme`'s CMB, about `bytes` of them (at least one). Returns
 /// whether any was.
-fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
+fn revoke_lru(nvme: &Nvme, bytes: usize) -> bool {
     let t = ffi::now_ns();
     revoke(
         windows::start_revoking_lru(nvme.key(), bytes),
@@ -472,7 +472,7 @@ fn revoke_lru(nvme: &PciDevRef, bytes: usize) -> bool {
 /// at most. One request never revokes more than twice its size.
 ///
 /// Context: slow path; sleeps.
-fn alloc_window(nvme: &PciDevRef, len: usize) -> Result<CmbBuf, Reason> {
+fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
     if windows::device_removing(nvme.key()) {
         return Err(Reason::NoP2pProvider);
     }
