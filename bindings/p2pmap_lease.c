@@ -286,19 +286,6 @@ out_free:
 	return ret;
 }
 
-bool p2pmap_lease_broken(struct file *file)
-{
-	struct p2pmap_lease *l;
-	unsigned long flags;
-	bool broken;
-
-	spin_lock_irqsave(&p2pmap_lease_lock, flags);
-	l = p2pmap_lease_find(file_inode(file));
-	broken = !l || l->broken;
-	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
-	return broken;
-}
-
 u64 p2pmap_lease_gen(struct file *file)
 {
 	struct p2pmap_lease *l;
@@ -310,6 +297,11 @@ u64 p2pmap_lease_gen(struct file *file)
 	gen = l && !l->broken ? l->gen : 0;
 	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
 	return gen;
+}
+
+bool p2pmap_lease_broken(struct file *file)
+{
+	return !p2pmap_lease_gen(file);
 }
 
 void p2pmap_lease_put(struct file *file)

@@ -12,13 +12,17 @@
 //! - the inode's lease has the generation it had when the extents were
 //!   read ([`LeaseRef::generation`]): not broken, not released and taken
 //!   again (without a lease nothing tells p2pmap of a change);
-//! - the inode's layout sequence did not move: XFS announces every change
-//!   of data or block map under a lease (`write()`, truncate, fallocate,
-//!   scrub: `filemap_device_break_begin()`), and breaks the lease where it
+//! - no layout change of the inode was announced since they were read: XFS
+//!   announces every change of data or block map under a lease
+//!   (`write()`, truncate, fallocate, scrub:
+//!   `filemap_device_break_begin()`), and breaks the lease where it
 //!   announces no range (reflink, exchange-range, `RWF_NOWAIT`);
-//! - the inode's CPU-write sequence did not move: a store through a
+//! - no CPU write of the inode was announced either: a store through a
 //!   shared mapping (`->page_mkwrite`) may fill a hole with delayed
 //!   allocation that writeback turns into blocks later, breaking nothing.
+//!
+//! Any change of the inode counts, not only one of the cached ranges: an
+//! allocation can reach past the range written (extent size hints).
 //!
 //! Writeback of data written before the extents were read cannot change
 //! them either: `map_blocks` wrote everything back first.
@@ -31,7 +35,7 @@ use kernel::{
 use crate::{
     ffi::{Extent, LeaseRef},
     logic::extents::{self, Insert, Ranged},
-    windows::{self, ChangeSeqs},
+    windows::{self, ChangeMark},
 };
 
 /// Files whose block maps are kept; the least recently used goes first.
@@ -51,23 +55,28 @@ impl Ranged for Extent {
 }
 
 /// What a cached block map is valid for: see the module documentation.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(crate) struct Key {
     inode: usize,
     generation: u64,
-    seqs: ChangeSeqs,
+    mark: ChangeMark,
 }
 
 impl Key {
-    /// The key for staging `inode` under `lease` now. `seqs` were sampled
+    /// The key for staging `inode` under `lease` now. `mark` was sampled
     /// when the request began, before its page-cache check: extents read
-    /// after a change that moved them are never found again.
-    pub(crate) fn new(inode: usize, lease: &LeaseRef, seqs: ChangeSeqs) -> Self {
+    /// after a change recorded since are never cached.
+    pub(crate) fn new(inode: usize, lease: &LeaseRef, mark: ChangeMark) -> Self {
         Key {
             inode,
             generation: lease.generation(),
-            seqs,
+            mark,
         }
+    }
+
+    /// The inode changed since the mark, anywhere.
+    fn changed(&self) -> bool {
+        windows::changed_since(self.mark, self.inode, 0, i64::MAX).is_some()
     }
 
     /// The lease is broken already: nothing can be cached under it.
@@ -78,6 +87,7 @@ impl Key {
 
 /// The cached block map of one file.
 struct FileExtents {
+    /// The mark is the oldest of the requests that read the extents.
     key: Key,
     /// Sorted by offset, not overlapping (`logic::extents`).
     extents: KVec<Extent>,
@@ -112,7 +122,7 @@ pub(crate) fn lookup(key: &Key, pos: i64) -> Option<Extent> {
     }
     let mut files = CACHE.lock();
     let i = files.iter().position(|f| f.key.inode == key.inode)?;
-    if files[i].key != *key {
+    if files[i].key.generation != key.generation || files[i].key.changed() {
         // Another lease, or the file changed: these extents are history.
         files.remove(i).ok()?;
         return None;
@@ -127,7 +137,7 @@ pub(crate) fn lookup(key: &Key, pos: i64) -> Option<Extent> {
 ///
 /// Context: process (takes a mutex, allocates).
 pub(crate) fn insert(key: &Key, ext: Extent) {
-    if key.is_void() || ext.length == 0 || windows::change_seqs(key.inode) != key.seqs {
+    if key.is_void() || ext.length == 0 || key.changed() {
         return;
     }
     let mut files = CACHE.lock();
@@ -156,7 +166,7 @@ pub(crate) fn insert(key: &Key, ext: Extent) {
         }
     };
     let file = &mut files[i];
-    if file.key != *key {
+    if file.key.generation != key.generation || file.key.changed() {
         file.key = *key;
         file.extents.clear();
     }

@@ -23,8 +23,8 @@ use kernel::{
 use crate::{
     extents,
     ffi::{
-        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, Nvme, Provider,
-        SlowPath, UnmapCall, ValidMapCall,
+        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, Nvme, Provider, SlowPath,
+        UnmapCall, ValidMapCall,
     },
     logic::{
         reason::Reason,
@@ -43,10 +43,10 @@ impl Provider for P2pProvider {
         let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
         let (start, _) = call.file_range();
         let inode = call.file().map(|f| f.inode_key()).unwrap_or(0);
-        // Before the page-cache check: a CPU store that starts after it
-        // (mkwrite) moves the sequence, and what this call stages is then
-        // thrown away instead of published.
-        let seqs = windows::change_seqs(inode);
+        // Before the page-cache check: a CPU store into the range that
+        // starts after it (mkwrite) is recorded after this mark, and what
+        // this call stages is then thrown away instead of published.
+        let mark = windows::change_mark();
         let staged = windows::is_staged(inode, start, call.pa().len());
         let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
         let who = call.claimant();
@@ -79,14 +79,14 @@ impl Provider for P2pProvider {
                 // Direct writes submitted before the lease existed broke
                 // nothing: let them land before the blocks are read.
                 slow.wait_direct_io();
-                let key = extents::Key::new(inode, &lease, seqs);
+                let key = extents::Key::new(inode, &lease, mark);
                 match stage(&slow, &nvme, &key, start, pages) {
                     Ok(_) if lease.broken() => {
                         Slot::refused(inode, start, pages, Reason::LeaseBroken)
                     }
                     Ok(buf) => {
                         STATS.window_staged(buf.size());
-                        Slot::ready(inode, start, pages, buf, lease, seqs)
+                        Slot::ready(inode, start, pages, buf, lease, mark)
                     }
                     Err(r) => Slot::refused(inode, start, pages, r),
                 }
@@ -124,7 +124,7 @@ impl Provider for P2pProvider {
             return;
         }
         let inode = ffi::inode_key(file);
-        windows::note_cpu_write(inode);
+        windows::note_cpu_write(inode, pos, pos.saturating_add(len as i64));
         let t = ffi::now_ns();
         let n = windows::mark_revoking_range(inode, pos, pos.saturating_add(len as i64));
         if n == 0 {
@@ -154,7 +154,7 @@ impl Provider for P2pProvider {
         // its inode, yet stays on the inode until the worker released it.
         let passed = inode.pass_lease_for_current();
         let key = inode.key();
-        windows::note_layout_change(key);
+        windows::note_layout_change(key, start, end);
         let t = ffi::now_ns();
         let n = windows::mark_revoking_range(key, start, end);
         if n > 0 {

@@ -35,8 +35,9 @@ use kernel::{
 use crate::{
     ffi::{self, Claimant, CmbBuf, LeaseRef},
     logic::{
+        changes::{ChangeKind, Changes, Mark},
         reason::Reason,
-        revoke::{self, WRITE_SEQ_SLOTS},
+        revoke,
     },
     stats::STATS,
 };
@@ -53,15 +54,22 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<usize>> = KVec::new();
 }
 
-/// Initializes the registry lock and the lock of the list of PCI functions
-/// being removed. Call once, at module init, before anything else of this
-/// file.
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init()` in module init, before the provider
+    // (its only user) is registered.
+    unsafe(uninit) static CHANGES: SpinLock<Changes> = Changes::new();
+}
+
+/// Initializes the registry lock, the lock of the list of PCI functions
+/// being removed and that of the history of changes. Call once, at module
+/// init, before anything else of this file.
 pub(crate) fn init() {
-    // SAFETY: called once from module init, before any use of `WINDOWS` or
-    // `REMOVING`.
+    // SAFETY: called once from module init, before any use of `WINDOWS`,
+    // `REMOVING` or `CHANGES`.
     unsafe {
         WINDOWS.init();
         REMOVING.init();
+        CHANGES.init();
     }
 }
 
@@ -87,12 +95,12 @@ pub(crate) enum State {
         /// The inode's layout lease; keeps the file (hence the inode, the
         /// key) alive and is how revocation finds the file.
         lease: LeaseRef,
-        /// The inode's change sequences ([`change_seqs`]) when the request
+        /// The point in the history of changes ([`change_mark`]) when the request
         /// that staged the window began: if one moved before the window is
         /// published, the CPU may have written the range through a shared
         /// mapping, or XFS changed the file, meanwhile, and the window is
         /// thrown away.
-        seqs: ChangeSeqs,
+        mark: ChangeMark,
         /// One per `device_map` that returned the window and has not given
         /// it back yet.
         claims: KVec<Claimant>,
@@ -127,47 +135,42 @@ pub(crate) const UNCLAIMED_TTL_NS: u64 = 5_000_000_000;
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
 
-/// CPU-write sequence counters, one per [`revoke::write_seq_slot`] of an
-/// inode: bumped by [`note_cpu_write`] before a page of the inode becomes
-/// writable through a shared mapping.
-static CPU_WRITES: [Atomic<u64>; WRITE_SEQ_SLOTS] = [const { Atomic::new(0) }; WRITE_SEQ_SLOTS];
+/// When a window's or a cached block map's range was read: a point in the
+/// history of announced changes ([`CHANGES`]).
+pub(crate) type ChangeMark = Mark;
 
-/// Layout-change sequence counters, hashed the same way: bumped by
-/// [`note_layout_change`] before XFS changes a range of the inode without
-/// breaking p2pmap's lease.
-static LAYOUT_CHANGES: [Atomic<u64>; WRITE_SEQ_SLOTS] = [const { Atomic::new(0) }; WRITE_SEQ_SLOTS];
-
-/// What may change an inode's bytes under a window being staged without
-/// breaking its lease, as sequence counts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ChangeSeqs {
-    cpu_write: u64,
-    layout: u64,
+/// Now, in the history of announced changes: sample it before checking the
+/// page cache of a range to stage, hand it to [`Slot::ready`].
+pub(crate) fn change_mark() -> ChangeMark {
+    CHANGES.lock().mark()
 }
 
-/// The change sequences of `inode`: sample them before checking the page
-/// cache of a range to stage, hand them to [`Slot::ready`].
-pub(crate) fn change_seqs(inode: usize) -> ChangeSeqs {
-    let slot = revoke::write_seq_slot(inode);
-    ChangeSeqs {
-        cpu_write: CPU_WRITES[slot].load(Relaxed),
-        layout: LAYOUT_CHANGES[slot].load(Relaxed),
-    }
+/// The first announced change to `[start, end)` of `inode` since `mark`.
+pub(crate) fn changed_since(
+    mark: ChangeMark,
+    inode: usize,
+    start: i64,
+    end: i64,
+) -> Option<ChangeKind> {
+    CHANGES.lock().since(mark, inode, start, end)
 }
 
-/// A page of `inode` is about to become writable through a shared mapping.
-/// Call before [`mark_revoking_range`]: a window being staged meanwhile is
-/// then either seen by the revocation or thrown away when published (the
-/// registry lock orders the two).
-pub(crate) fn note_cpu_write(inode: usize) {
-    CPU_WRITES[revoke::write_seq_slot(inode)].add(1, Relaxed);
+/// `[start, end)` of `inode` is about to become writable through a shared
+/// mapping. Call before [`mark_revoking_range`]: a window being staged
+/// meanwhile is then either seen by the revocation or thrown away when
+/// published (the registry lock orders the two).
+pub(crate) fn note_cpu_write(inode: usize, start: i64, end: i64) {
+    CHANGES
+        .lock()
+        .record(inode, start, end, ChangeKind::CpuWrite);
 }
 
-/// XFS is about to change a range of `inode` having revoked it itself (its
-/// break passes p2pmap's lease by, which a window being staged can then not
-/// see broken). Call before [`mark_revoking_range`], as [`note_cpu_write`].
-pub(crate) fn note_layout_change(inode: usize) {
-    LAYOUT_CHANGES[revoke::write_seq_slot(inode)].add(1, Relaxed);
+/// XFS is about to change `[start, end)` of `inode` having revoked it
+/// itself (its break passes p2pmap's lease by, which a window being staged
+/// can then not see broken). Call before [`mark_revoking_range`], as
+/// [`note_cpu_write`].
+pub(crate) fn note_layout_change(inode: usize, start: i64, end: i64) {
+    CHANGES.lock().record(inode, start, end, ChangeKind::Layout);
 }
 
 fn tick() -> u64 {
@@ -227,7 +230,7 @@ pub(crate) type Revoked = (usize, ARef<File>, i64, usize);
 
 impl Slot {
     /// A staged window for `pages` pages at file byte `start` of `inode`,
-    /// staged by a request that sampled [`change_seqs`] `seqs` before
+    /// staged by a request that sampled [`change_mark`] `mark` before
     /// it checked the page cache.
     pub(crate) fn ready(
         inode: usize,
@@ -235,7 +238,7 @@ impl Slot {
         pages: usize,
         buf: CmbBuf,
         lease: LeaseRef,
-        seqs: ChangeSeqs,
+        mark: ChangeMark,
     ) -> Self {
         Slot {
             inode,
@@ -246,7 +249,7 @@ impl Slot {
             state: State::Ready {
                 buf,
                 lease,
-                seqs,
+                mark,
                 claims: KVec::new(),
                 revoking: false,
             },
@@ -443,16 +446,15 @@ pub(crate) fn publish(mut slot: Slot) -> Result {
             let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
             discarded = Some(core::mem::replace(&mut *slot, refused));
         }
-        // And for a CPU write or a range XFS revoked itself: note_*() bumps
-        // the sequence before mark_revoking_range() takes this lock.
-        if let State::Ready { seqs, .. } = &slot.state {
-            let now = change_seqs(slot.inode);
-            let reason = if seqs.cpu_write != now.cpu_write {
-                Some(Reason::CpuWrite)
-            } else if seqs.layout != now.layout {
-                Some(Reason::LeaseBroken)
-            } else {
-                None
+        // And for a CPU write or a range XFS revoked itself: note_*()
+        // records the change before mark_revoking_range() takes this lock.
+        // Only a change to the window's own range counts.
+        if let State::Ready { mark, .. } = &slot.state {
+            let end = slot.start.saturating_add((slot.pages * PAGE_SIZE) as i64);
+            let reason = match changed_since(*mark, slot.inode, slot.start, end) {
+                Some(ChangeKind::CpuWrite) => Some(Reason::CpuWrite),
+                Some(ChangeKind::Layout | ChangeKind::Unknown) => Some(Reason::LeaseBroken),
+                None => None,
             };
             if let Some(r) = reason {
                 let refused = Slot::refused(slot.inode, slot.start, slot.pages, r);

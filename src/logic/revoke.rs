@@ -139,22 +139,6 @@ pub const fn offset_in(
     Some(off as usize)
 }
 
-/// Number of CPU-write sequence counters (see [`write_seq_slot`]).
-pub const WRITE_SEQ_SLOTS: usize = 64;
-
-/// The CPU-write sequence counter of the inode `key` (its address). A staged
-/// window is thrown away when its inode's counter moved while it was being
-/// staged; inodes sharing a counter only cost each other a restaged window.
-/// The key is mixed (splitmix64's finalizer): inode addresses are slab
-/// objects a fixed size apart, whose low bits say little.
-pub const fn write_seq_slot(key: usize) -> usize {
-    let mut z = key as u64;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z % WRITE_SEQ_SLOTS as u64) as usize
-}
-
 /// Number of histogram buckets.
 pub const BUCKETS: usize = 27;
 
@@ -324,20 +308,6 @@ mod tests {
             offset_in(0, usize::MAX, i64::MAX - 4095, usize::MAX, P),
             None
         );
-    }
-
-    #[test]
-    fn write_seq_slots_spread_slab_neighbours() {
-        // 256 inodes 1 KiB apart (slab neighbours) use most of the slots.
-        let mut used = [false; WRITE_SEQ_SLOTS];
-        for i in 0..256usize {
-            let slot = write_seq_slot(0xffff_8880_1234_0000 + i * 1024);
-            assert!(slot < WRITE_SEQ_SLOTS);
-            used[slot] = true;
-        }
-        assert!(used.iter().filter(|u| **u).count() > WRITE_SEQ_SLOTS * 3 / 4);
-        // Stable for one key.
-        assert_eq!(write_seq_slot(12345), write_seq_slot(12345));
     }
 
     #[test]
