@@ -304,6 +304,17 @@ bool p2pmap_lease_broken(struct file *file)
 	return !p2pmap_lease_gen(file);
 }
 
+bool p2pmap_lease_held(struct file *file)
+{
+	unsigned long flags;
+	bool held;
+
+	spin_lock_irqsave(&p2pmap_lease_lock, flags);
+	held = p2pmap_lease_find(file_inode(file));
+	spin_unlock_irqrestore(&p2pmap_lease_lock, flags);
+	return held;
+}
+
 void p2pmap_lease_put(struct file *file)
 {
 	struct inode *inode = file_inode(file);

@@ -265,26 +265,21 @@ u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev)
  * bus addresses, which is what device_map() hands out. Through a host
  * bridge (even an allow-listed one) the importer would need a DMA mapping
  * instead. pci_p2pdma_map_type() (exported by patch 9) answers it, cached
- * per client; the answer depends on the two functions, not on the BAR, so
- * any memory BAR's provider will do.
+ * per client. It reads only the provider's owner, and copes with a function
+ * whose P2PDMA state is gone (its driver unbinding): describe the function
+ * on the stack rather than ask pcim_p2pdma_provider(), which WARNs then.
+ * The RCU read side keeps that state, if still there, alive while the map
+ * type is looked up and cached (pci_p2pdma_release() waits for readers
+ * before it destroys the cache of a function with published P2P memory,
+ * which p2pmap checked before it staged anything from the function).
  */
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client)
 {
-	struct p2pdma_provider *mem = NULL;
-	bool bus_addr = false;
-	int bar;
+	struct p2pdma_provider mem = { .owner = &provider->dev };
+	bool bus_addr;
 
-	/*
-	 * pcim_p2pdma_provider() WARNs on a function without P2PDMA state,
-	 * which goes away when its driver unbinds (after a grace period, for
-	 * a function with published P2P memory): look under RCU.
-	 */
 	rcu_read_lock();
-	if (rcu_dereference(provider->p2pdma)) {
-		for (bar = 0; bar < PCI_STD_NUM_BARS && !mem; bar++)
-			mem = pcim_p2pdma_provider(provider, bar);
-		bus_addr = mem && pci_p2pdma_map_type(mem, client) == PCI_P2PDMA_MAP_BUS_ADDR;
-	}
+	bus_addr = pci_p2pdma_map_type(&mem, client) == PCI_P2PDMA_MAP_BUS_ADDR;
 	rcu_read_unlock();
 	return bus_addr;
 }

@@ -104,6 +104,11 @@ bool p2pmap_lease_broken(struct file *file);
  * p2pmap counts as a layout change).
  */
 u64 p2pmap_lease_gen(struct file *file);
+/*
+ * p2pmap has a lease on the file's inode, broken or not: every window of
+ * the inode, and every slow path staging one, holds a reference on it.
+ */
+bool p2pmap_lease_held(struct file *file);
 void p2pmap_lease_put(struct file *file);
 int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);

@@ -74,9 +74,20 @@ impl Key {
         }
     }
 
-    /// The inode changed since the mark, anywhere.
-    fn changed(&self) -> bool {
-        windows::changed_since(self.mark, self.inode, 0, i64::MAX).is_some()
+    /// Whether extents read under this key still hold now: same lease
+    /// generation as `now`'s, no change of the inode since the mark. If so,
+    /// the mark moves to now (see [`windows::unchanged_since`]).
+    fn revalidate(&mut self, now: &Key) -> bool {
+        if self.generation != now.generation {
+            return false;
+        }
+        match windows::unchanged_since(self.mark, self.inode) {
+            Some(mark) => {
+                self.mark = mark;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The lease is broken already: nothing can be cached under it.
@@ -87,7 +98,8 @@ impl Key {
 
 /// The cached block map of one file.
 struct FileExtents {
-    /// The mark is the oldest of the requests that read the extents.
+    /// Its mark moves forward at every check that finds the inode
+    /// unchanged.
     key: Key,
     /// Sorted by offset, not overlapping (`logic::extents`).
     extents: KVec<Extent>,
@@ -122,7 +134,7 @@ pub(crate) fn lookup(key: &Key, pos: i64) -> Option<Extent> {
     }
     let mut files = CACHE.lock();
     let i = files.iter().position(|f| f.key.inode == key.inode)?;
-    if files[i].key.generation != key.generation || files[i].key.changed() {
+    if !files[i].key.revalidate(key) {
         // Another lease, or the file changed: these extents are history.
         files.remove(i).ok()?;
         return None;
@@ -137,7 +149,9 @@ pub(crate) fn lookup(key: &Key, pos: i64) -> Option<Extent> {
 ///
 /// Context: process (takes a mutex, allocates).
 pub(crate) fn insert(key: &Key, ext: Extent) {
-    if key.is_void() || ext.length == 0 || key.changed() {
+    // The request's own key: nothing changed since it began.
+    let mut fresh = *key;
+    if key.is_void() || ext.length == 0 || !fresh.revalidate(key) {
         return;
     }
     let mut files = CACHE.lock();
@@ -155,7 +169,7 @@ pub(crate) fn insert(key: &Key, ext: Extent) {
                 }
             }
             let file = FileExtents {
-                key: *key,
+                key: fresh,
                 extents: KVec::new(),
                 last_use: 0,
             };
@@ -166,8 +180,8 @@ pub(crate) fn insert(key: &Key, ext: Extent) {
         }
     };
     let file = &mut files[i];
-    if file.key.generation != key.generation || file.key.changed() {
-        file.key = *key;
+    if !file.key.revalidate(key) {
+        file.key = fresh;
         file.extents.clear();
     }
     file.last_use = USE_CLOCK.fetch_add(1, Relaxed);

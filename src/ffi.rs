@@ -905,6 +905,13 @@ pub(crate) fn inode_key(file: &File) -> usize {
     unsafe { ext::p2pmap_file_inode(file.as_ptr()) as usize }
 }
 
+/// p2pmap holds a layout lease (broken or not) on the inode of `file`:
+/// without one no window of the inode exists and none is being staged.
+pub(crate) fn lease_held(file: &File) -> bool {
+    // SAFETY: `file` is live (a reference to it exists).
+    unsafe { ext::p2pmap_lease_held(file.as_ptr()) }
+}
+
 /// p2pmap registered as the kernel's `device_map` provider.
 ///
 /// # Invariants

@@ -120,7 +120,14 @@ impl Provider for P2pProvider {
     /// before the importers were invalidated), and a window being staged
     /// for the inode is thrown away when it is published.
     fn mkwrite(file: &File, pos: i64, len: usize) {
-        if len == 0 {
+        // Every write fault of an XFS shared mapping comes here. Without a
+        // lease of p2pmap on the inode no window of it exists, and none is
+        // being staged past `take_lease()`: a slow path before it reads
+        // through map_blocks, whose flush orders it after this store (the
+        // extent cache is keyed by the lease generation that follows).
+        // Recording only leased inodes keeps the history of changes to the
+        // files that matter.
+        if len == 0 || !ffi::lease_held(file) {
             return;
         }
         let inode = ffi::inode_key(file);

@@ -155,6 +155,17 @@ pub(crate) fn changed_since(
     CHANGES.lock().since(mark, inode, start, end)
 }
 
+/// Whether `inode` is unchanged since `mark` (no change announced to any of
+/// its ranges); if so, the mark of now, which stands for `mark` from here on
+/// and keeps a long-lived reader (the extent cache) inside the history.
+pub(crate) fn unchanged_since(mark: ChangeMark, inode: usize) -> Option<ChangeMark> {
+    let changes = CHANGES.lock();
+    match changes.since(mark, inode, 0, i64::MAX) {
+        None => Some(changes.mark()),
+        Some(_) => None,
+    }
+}
+
 /// `[start, end)` of `inode` is about to become writable through a shared
 /// mapping. Call before [`mark_revoking_range`]: a window being staged
 /// meanwhile is then either seen by the revocation or thrown away when
