@@ -33,7 +33,7 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{Extent, LeaseRef},
+    ffi::{Extent, InodeKey, LeaseRef},
     logic::extents::{self, Insert, Ranged},
     windows::{self, ChangeMark},
 };
@@ -57,7 +57,7 @@ impl Ranged for Extent {
 /// What a cached block map is valid for: see the module documentation.
 #[derive(Clone, Copy)]
 pub(crate) struct Key {
-    inode: usize,
+    inode: InodeKey,
     generation: u64,
     mark: ChangeMark,
 }
@@ -66,7 +66,7 @@ impl Key {
     /// The key for staging `inode` under `lease` now. `mark` was sampled
     /// when the request began, before its page-cache check: extents read
     /// after a change recorded since are never cached.
-    pub(crate) fn new(inode: usize, lease: &LeaseRef, mark: ChangeMark) -> Self {
+    pub(crate) fn new(inode: InodeKey, lease: &LeaseRef, mark: ChangeMark) -> Self {
         Key {
             inode,
             generation: lease.generation(),

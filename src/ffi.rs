@@ -216,9 +216,9 @@ impl MappedFile<'_> {
     }
 
     /// Identifies the inode while the file (or a reference on it) lives.
-    pub(crate) fn inode_key(&self) -> usize {
+    pub(crate) fn inode_key(&self) -> InodeKey {
         // SAFETY: `file` is valid (type invariant).
-        unsafe { ext::p2pmap_file_inode(self.file) as usize }
+        InodeKey::of(unsafe { ext::p2pmap_file_inode(self.file) })
     }
 
     /// `i_size` of the inode.
@@ -536,7 +536,7 @@ impl CmbBuf {
     }
 
     /// The NVMe function whose CMB holds the window ([`Nvme::key`]).
-    pub(crate) fn device_key(&self) -> usize {
+    pub(crate) fn device_key(&self) -> DeviceKey {
         self.nvme.key()
     }
 }
@@ -575,9 +575,9 @@ impl Nvme {
         ptr::from_ref::<pci::Device>(&self.0).cast_mut().cast()
     }
 
-    /// Identity of the function (its address), to compare devices.
-    pub(crate) fn key(&self) -> usize {
-        self.as_raw() as usize
+    /// Identity of the function, to compare devices.
+    pub(crate) fn key(&self) -> DeviceKey {
+        DeviceKey::of(self.as_raw())
     }
 
     /// Whether this function publishes P2P memory (its CMB): the closest
@@ -725,8 +725,8 @@ pub(crate) struct BreakingInode<'a> {
 
 impl BreakingInode<'_> {
     /// The key of windows and revocations (see [`inode_key`]).
-    pub(crate) fn key(&self) -> usize {
-        self.ptr as usize
+    pub(crate) fn key(&self) -> InodeKey {
+        InodeKey::of(self.ptr)
     }
 
     /// `unmap_mapping_range()` of `[start, end)` of the inode's mapping
@@ -900,9 +900,38 @@ impl<T: Provider> VTable<T> {
 }
 
 /// Identifies the inode of `file` (the key of windows and revocations).
-pub(crate) fn inode_key(file: &File) -> usize {
+pub(crate) fn inode_key(file: &File) -> InodeKey {
     // SAFETY: `file` is live (a reference to it exists).
-    unsafe { ext::p2pmap_file_inode(file.as_ptr()) as usize }
+    InodeKey::of(unsafe { ext::p2pmap_file_inode(file.as_ptr()) })
+}
+
+/// Identifies an inode by its address, never dereferenced through the key:
+/// an identity while something holds the inode (a file, a lease).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InodeKey(usize);
+
+impl InodeKey {
+    /// The key of the inode at `inode`.
+    pub(crate) fn of(inode: *const bindings::inode) -> Self {
+        InodeKey(inode as usize)
+    }
+
+    /// The address, for the pure logic (`src/logic`), which only compares it.
+    pub(crate) fn raw(self) -> usize {
+        self.0
+    }
+}
+
+/// Identifies a PCI function (one whose CMB holds windows) by its address,
+/// never dereferenced through the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DeviceKey(usize);
+
+impl DeviceKey {
+    /// The key of the function at `pdev`.
+    pub(crate) fn of(pdev: *const bindings::pci_dev) -> Self {
+        DeviceKey(pdev as usize)
+    }
 }
 
 /// p2pmap holds a layout lease (broken or not) on the inode of `file`:

@@ -23,8 +23,8 @@ use kernel::{
 use crate::{
     extents,
     ffi::{
-        self, BreakingInode, CmbBuf, ExtentKind, MapCall, MapFailure, Nvme, Provider, SlowPath,
-        UnmapCall, ValidMapCall,
+        self, BreakingInode, CmbBuf, DeviceKey, ExtentKind, InodeKey, MapCall, MapFailure, Nvme,
+        Provider, SlowPath, UnmapCall, ValidMapCall,
     },
     logic::{
         reason::Reason,
@@ -42,7 +42,11 @@ impl Provider for P2pProvider {
         STATS.map_called();
         let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
         let (start, _) = call.file_range();
-        let inode = call.file().map(|f| f.inode_key()).unwrap_or(0);
+        // A file vma always has a file; check_path() refuses anything else
+        // the same way.
+        let Some(inode) = call.file().map(|f| f.inode_key()) else {
+            return Err(STATS.refuse(Reason::NoBlockOps).into());
+        };
         // Before the page-cache check: a CPU store into the range that
         // starts after it (mkwrite) is recorded after this mark, and what
         // this call stages is then thrown away instead of published.
@@ -329,7 +333,7 @@ fn revoke(ranges: Result<KVec<windows::Revoked>>, cause: Cause, start_ns: u64) -
                     // Within capacity: cannot fail.
                     let _ = spans.push(
                         Span {
-                            key: *inode,
+                            key: inode.raw(),
                             start: *start,
                             end: start.saturating_add(*len as i64),
                             tag: i,
@@ -384,7 +388,7 @@ pub(crate) fn revoke_all() {
 /// (`ktime_get_ns()` in `lm_break`). The pointer is only a key.
 #[no_mangle]
 extern "C" fn p2pmap_rust_lease_broken(inode: *mut bindings::inode, break_ns: u64) {
-    revoke_inode(inode as usize, break_ns);
+    revoke_inode(InodeKey::of(inode), break_ns);
 }
 
 /// Called by p2pmap_lease.c (the lease worker) just before it releases a
@@ -401,20 +405,20 @@ extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
 /// (`Nvme::key`).
 #[no_mangle]
 extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
-    revoke_device(pdev as usize);
+    revoke_device(DeviceKey::of(pdev));
 }
 
 /// Called by the PCI bus notifier after `pdev`'s driver was unbound (its
 /// devres, hence its P2P memory, released).
 #[no_mangle]
 extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
-    device_unbound(pdev as usize);
+    device_unbound(DeviceKey::of(pdev));
 }
 
 /// The layout lease of `inode` was broken at `break_ns` (truncate, write,
 /// fallocate, reflink on XFS): revoke its windows; the last one releases
 /// the lease.
-fn revoke_inode(inode: usize, break_ns: u64) {
+fn revoke_inode(inode: InodeKey, break_ns: u64) {
     STATS.lease_broken();
     STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
     revoke(
@@ -428,7 +432,7 @@ fn revoke_inode(inode: usize, break_ns: u64) {
 /// The NVMe function `dev` is about to be unbound from its driver (its CMB
 /// goes away with it): revoke every window it holds and free them all
 /// before returning. Context: process (bus notifier), may sleep.
-fn revoke_device(dev: usize) {
+fn revoke_device(dev: DeviceKey) {
     let t = ffi::now_ns();
     let n = revoke(windows::start_revoking_device(dev), Cause::DeviceRemoval, t);
     // A claim in flight (device_map returned, the importer not committed
@@ -451,7 +455,7 @@ fn revoke_device(dev: usize) {
 
 /// The driver of function `dev` was unbound (after [`revoke_device`]): its
 /// P2P memory is gone.
-fn device_unbound(dev: usize) {
+fn device_unbound(dev: DeviceKey) {
     windows::device_removed(dev);
 }
 

@@ -33,7 +33,7 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{self, Claimant, CmbBuf, LeaseRef},
+    ffi::{self, Claimant, CmbBuf, DeviceKey, InodeKey, LeaseRef},
     logic::{
         changes::{ChangeKind, Changes, Mark},
         reason::Reason,
@@ -51,7 +51,7 @@ kernel::sync::global_lock! {
 kernel::sync::global_lock! {
     // SAFETY: initialized by `init()` in module init, before the provider
     // and the PCI notifier are registered (its only users).
-    pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<usize>> = KVec::new();
+    pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<DeviceKey>> = KVec::new();
 }
 
 kernel::sync::global_lock! {
@@ -113,7 +113,7 @@ pub(crate) enum State {
 
 /// One entry of the registry.
 pub(crate) struct Slot {
-    inode: usize,
+    inode: InodeKey,
     start: i64,
     pages: usize,
     /// Value of [`USE_CLOCK`] at the last claim: the LRU order for CMB
@@ -148,19 +148,19 @@ pub(crate) fn change_mark() -> ChangeMark {
 /// The first announced change to `[start, end)` of `inode` since `mark`.
 pub(crate) fn changed_since(
     mark: ChangeMark,
-    inode: usize,
+    inode: InodeKey,
     start: i64,
     end: i64,
 ) -> Option<ChangeKind> {
-    CHANGES.lock().since(mark, inode, start, end)
+    CHANGES.lock().since(mark, inode.raw(), start, end)
 }
 
 /// Whether `inode` is unchanged since `mark` (no change announced to any of
 /// its ranges); if so, the mark of now, which stands for `mark` from here on
 /// and keeps a long-lived reader (the extent cache) inside the history.
-pub(crate) fn unchanged_since(mark: ChangeMark, inode: usize) -> Option<ChangeMark> {
+pub(crate) fn unchanged_since(mark: ChangeMark, inode: InodeKey) -> Option<ChangeMark> {
     let changes = CHANGES.lock();
-    match changes.since(mark, inode, 0, i64::MAX) {
+    match changes.since(mark, inode.raw(), 0, i64::MAX) {
         None => Some(changes.mark()),
         Some(_) => None,
     }
@@ -170,18 +170,20 @@ pub(crate) fn unchanged_since(mark: ChangeMark, inode: usize) -> Option<ChangeMa
 /// mapping. Call before [`mark_revoking_range`]: a window being staged
 /// meanwhile is then either seen by the revocation or thrown away when
 /// published (the registry lock orders the two).
-pub(crate) fn note_cpu_write(inode: usize, start: i64, end: i64) {
+pub(crate) fn note_cpu_write(inode: InodeKey, start: i64, end: i64) {
     CHANGES
         .lock()
-        .record(inode, start, end, ChangeKind::CpuWrite);
+        .record(inode.raw(), start, end, ChangeKind::CpuWrite);
 }
 
 /// XFS is about to change `[start, end)` of `inode` having revoked it
 /// itself (its break passes p2pmap's lease by, which a window being staged
 /// can then not see broken). Call before [`mark_revoking_range`], as
 /// [`note_cpu_write`].
-pub(crate) fn note_layout_change(inode: usize, start: i64, end: i64) {
-    CHANGES.lock().record(inode, start, end, ChangeKind::Layout);
+pub(crate) fn note_layout_change(inode: InodeKey, start: i64, end: i64) {
+    CHANGES
+        .lock()
+        .record(inode.raw(), start, end, ChangeKind::Layout);
 }
 
 fn tick() -> u64 {
@@ -192,7 +194,7 @@ fn tick() -> u64 {
 /// Whether function `dev` is being unbound (see [`removing`]): refuse
 /// to stage into its CMB, whose pages must all be freed for the removal to
 /// finish (see [`start_revoking_device`]).
-pub(crate) fn device_removing(dev: usize) -> bool {
+pub(crate) fn device_removing(dev: DeviceKey) -> bool {
     removing().lock().contains(&dev)
 }
 
@@ -201,7 +203,7 @@ pub(crate) fn device_removing(dev: usize) -> bool {
 /// outside its spinlock.
 ///
 /// Context: process (the PCI bus notifier); sleeps.
-fn mark_removing(dev: usize) -> Result {
+fn mark_removing(dev: DeviceKey) -> Result {
     loop {
         let want = {
             let mut l = removing().lock();
@@ -231,20 +233,20 @@ fn mark_removing(dev: usize) -> Result {
 
 /// The driver of function `dev` is gone (its P2P memory was released, so
 /// nothing can be staged there any more): forget the mark.
-pub(crate) fn device_removed(dev: usize) {
+pub(crate) fn device_removed(dev: DeviceKey) {
     removing().lock().retain(|d| *d != dev);
 }
 
 /// A revoked window's inode key, file and byte range (start, length), for
 /// `unmap_mapping_range`.
-pub(crate) type Revoked = (usize, ARef<File>, i64, usize);
+pub(crate) type Revoked = (InodeKey, ARef<File>, i64, usize);
 
 impl Slot {
     /// A staged window for `pages` pages at file byte `start` of `inode`,
     /// staged by a request that sampled [`change_mark`] `mark` before
     /// it checked the page cache.
     pub(crate) fn ready(
-        inode: usize,
+        inode: InodeKey,
         start: i64,
         pages: usize,
         buf: CmbBuf,
@@ -268,7 +270,7 @@ impl Slot {
     }
 
     /// The slow path's refusal for that range.
-    pub(crate) fn refused(inode: usize, start: i64, pages: usize, reason: Reason) -> Self {
+    pub(crate) fn refused(inode: InodeKey, start: i64, pages: usize, reason: Reason) -> Self {
         Slot {
             inode,
             start,
@@ -279,14 +281,14 @@ impl Slot {
         }
     }
 
-    fn is(&self, inode: usize, start: i64, pages: usize) -> bool {
+    fn is(&self, inode: InodeKey, start: i64, pages: usize) -> bool {
         self.inode == inode && self.start == start && self.pages == pages
     }
 
     /// A staged window, not being revoked, that holds every page of
     /// `pages` pages at file byte `start` of `inode`: returns the byte
     /// offset of `start` in the window.
-    fn serves(&self, inode: usize, start: i64, pages: usize) -> Option<usize> {
+    fn serves(&self, inode: InodeKey, start: i64, pages: usize) -> Option<usize> {
         if self.inode != inode
             || !matches!(
                 self.state,
@@ -310,7 +312,7 @@ impl Slot {
     }
 
     /// Covers a byte of `[start, end)` of `inode`.
-    fn overlaps(&self, inode: usize, start: i64, end: i64) -> bool {
+    fn overlaps(&self, inode: InodeKey, start: i64, end: i64) -> bool {
         let len = (self.pages * PAGE_SIZE) as i64;
         self.inode == inode
             && revoke::overlaps(self.start, self.start.saturating_add(len), start, end)
@@ -330,7 +332,7 @@ impl Slot {
     }
 
     /// Staged in the CMB of function `dev`.
-    fn on_device(&self, dev: usize) -> bool {
+    fn on_device(&self, dev: DeviceKey) -> bool {
         matches!(&self.state, State::Ready { buf, .. } if buf.device_key() == dev)
     }
 
@@ -386,7 +388,7 @@ const MAX_UNCLAIMED: usize = 8;
 /// and fills `pa`; if the slow path refused exactly that range, returns (and
 /// forgets) the reason; `None` if nothing is known about the range.
 pub(crate) fn claim(
-    inode: usize,
+    inode: InodeKey,
     start: i64,
     pa: &mut [u64],
     who: Claimant,
@@ -432,7 +434,7 @@ pub(crate) fn claim(
 }
 
 /// Whether a staged window, not being revoked, holds the range.
-pub(crate) fn is_staged(inode: usize, start: i64, pages: usize) -> bool {
+pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize) -> bool {
     registry()
         .lock()
         .iter()
@@ -586,7 +588,7 @@ pub(crate) fn evict_unclaimed(now_ns: u64) -> usize {
 }
 
 /// Bytes of the CMB of function `dev` that p2pmap's windows hold.
-pub(crate) fn bytes_on_device(dev: usize) -> usize {
+pub(crate) fn bytes_on_device(dev: DeviceKey) -> usize {
     registry()
         .lock()
         .iter()
@@ -623,7 +625,7 @@ fn start_revoking_with(mut pick: impl FnMut(&Slot) -> bool) -> Result<KVec<Revok
 
 /// Every staged window (of `inode` only, if given): see
 /// [`start_revoking_with`].
-pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
+pub(crate) fn start_revoking(inode: Option<InodeKey>) -> Result<KVec<Revoked>> {
     start_revoking_with(|s| inode.is_none_or(|i| i == s.inode))
 }
 
@@ -634,7 +636,7 @@ pub(crate) fn start_revoking(inode: Option<usize>) -> Result<KVec<Revoked>> {
 /// (an importer's notifier covers its whole window). Allocates nothing: it
 /// runs at every write fault on a shared mapping of a file that offers
 /// `device_map`.
-pub(crate) fn mark_revoking_range(inode: usize, start: i64, end: i64) -> usize {
+pub(crate) fn mark_revoking_range(inode: InodeKey, start: i64, end: i64) -> usize {
     let mut n = 0;
     for s in registry().lock().iter_mut() {
         if s.overlaps(inode, start, end) && s.mark_revoking() {
@@ -647,14 +649,14 @@ pub(crate) fn mark_revoking_range(inode: usize, start: i64, end: i64) -> usize {
 /// After revoking windows of `inode`: drops those that no importer maps
 /// (staged for a caller that has not claimed them yet); the others go with
 /// their last `device_unmap`.
-pub(crate) fn drain_revoked(inode: usize) -> usize {
+pub(crate) fn drain_revoked(inode: InodeKey) -> usize {
     drain_with(|s| s.inode == inode && s.revoking() && s.unclaimed())
 }
 
 /// Every window in the CMB of function `dev` (it is going away). The
 /// function is marked first: windows staged concurrently are discarded when
 /// they are published, and no new one is staged there.
-pub(crate) fn start_revoking_device(dev: usize) -> Result<KVec<Revoked>> {
+pub(crate) fn start_revoking_device(dev: DeviceKey) -> Result<KVec<Revoked>> {
     if mark_removing(dev).is_err() {
         // Out of memory: the revocation and the drain still run, but a slow
         // path racing with them is not kept out of this CMB.
@@ -665,7 +667,7 @@ pub(crate) fn start_revoking_device(dev: usize) -> Result<KVec<Revoked>> {
 
 /// CMB pressure: the least recently claimed windows that importers still map
 /// in the CMB of `dev`, at least `bytes` of them (or all there are).
-pub(crate) fn start_revoking_lru(dev: usize, bytes: usize) -> Result<KVec<Revoked>> {
+pub(crate) fn start_revoking_lru(dev: DeviceKey, bytes: usize) -> Result<KVec<Revoked>> {
     // The oldest `last_use` such that the live windows at or before it add
     // up to `bytes`; found under the lock, then used as the cut-off.
     let cutoff = {
@@ -694,7 +696,7 @@ pub(crate) fn start_revoking_lru(dev: usize, bytes: usize) -> Result<KVec<Revoke
 /// more (the others go with their last `device_unmap`), or, with `None`
 /// (module exit, provider already unregistered, importers invalidated),
 /// every slot.
-pub(crate) fn drain(inode: Option<usize>) -> usize {
+pub(crate) fn drain(inode: Option<InodeKey>) -> usize {
     drain_with(|s| match inode {
         None => true,
         Some(ino) => ino == s.inode && s.unclaimed(),
@@ -705,7 +707,7 @@ pub(crate) fn drain(inode: Option<usize>) -> usize {
 /// referenced or not (its CMB is about to go away; an importer that did not
 /// unmap from its notifier finds nothing to release later). Returns how
 /// many were still referenced.
-pub(crate) fn drain_device(dev: usize) -> usize {
+pub(crate) fn drain_device(dev: DeviceKey) -> usize {
     let mut referenced = 0;
     drain_with(|s| {
         let take = s.on_device(dev);
@@ -718,7 +720,7 @@ pub(crate) fn drain_device(dev: usize) -> usize {
 }
 
 /// Whether an importer still references a window in the CMB of `dev`.
-pub(crate) fn referenced_on_device(dev: usize) -> bool {
+pub(crate) fn referenced_on_device(dev: DeviceKey) -> bool {
     registry()
         .lock()
         .iter()
