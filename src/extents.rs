@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The block maps of the files p2pmap holds a layout lease on, cached as a
+//! The block map of a file p2pmap holds a layout lease on, cached as a
 //! pNFS client caches layouts, so that staging asks `map_blocks` only for
 //! ranges not yet known. XFS's `map_blocks` (`xfs_fs_map_blocks()`) writes
 //! back and invalidates the page cache of the whole file, which zaps every
 //! CPU mapping of every page of it: without the cache each new window of a
 //! file did that again.
+//!
+//! A [`BlockMap`] is part of the inode's state ([`crate::windows`]): it
+//! lives under the registry lock, as long as the inode has windows. Staging
+//! reads it through [`crate::windows::cached_extent`] and hands what
+//! `map_blocks` told it to [`crate::windows::publish`], which merges it.
 //!
 //! A cached block map is valid while all of these hold, which [`Key`]
 //! captures:
@@ -16,7 +21,7 @@
 //!   announces every change of data or block map under a lease
 //!   (`write()`, truncate, fallocate, scrub:
 //!   `filemap_device_break_begin()`), and breaks the lease where it
-//!   announces no range (reflink, exchange-range, `RWF_NOWAIT`);
+//!   announces no range (`RWF_NOWAIT`);
 //! - no CPU write of the inode was announced either: a store through a
 //!   shared mapping (`->page_mkwrite`) may fill a hole with delayed
 //!   allocation that writeback turns into blocks later, breaking nothing.
@@ -27,10 +32,7 @@
 //! Writeback of data written before the extents were read cannot change
 //! them either: `map_blocks` wrote everything back first.
 
-use kernel::{
-    prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-};
+use kernel::prelude::*;
 
 use crate::{
     ffi::{Extent, InodeKey, LeaseRef},
@@ -38,11 +40,10 @@ use crate::{
     windows::{self, ChangeMark},
 };
 
-/// Files whose block maps are kept; the least recently used goes first.
-const MAX_FILES: usize = 32;
-
-/// Extents kept per file; a file with more starts over.
-const MAX_EXTENTS: usize = 64;
+/// Extents kept per file; a file with more starts over. The list is
+/// allocated at this capacity with the inode's state, outside the registry
+/// spinlock: merging under it allocates nothing.
+pub(crate) const MAX_EXTENTS: usize = 64;
 
 impl Ranged for Extent {
     fn start(&self) -> i64 {
@@ -74,11 +75,16 @@ impl Key {
         }
     }
 
+    /// The inode the key is for.
+    pub(crate) fn inode(&self) -> InodeKey {
+        self.inode
+    }
+
     /// Whether extents read under this key still hold now: same lease
     /// generation as `now`'s, no change of the inode since the mark. If so,
     /// the mark moves to now (see [`windows::unchanged_since`]).
     fn revalidate(&mut self, now: &Key) -> bool {
-        if self.generation != now.generation {
+        if self.generation != now.generation || self.inode != now.inode {
             return false;
         }
         match windows::unchanged_since(self.mark, self.inode) {
@@ -97,107 +103,80 @@ impl Key {
 }
 
 /// The cached block map of one file.
-struct FileExtents {
-    /// Its mark moves forward at every check that finds the inode
-    /// unchanged.
-    key: Key,
-    /// Sorted by offset, not overlapping (`logic::extents`).
+///
+/// # Invariants
+///
+/// `extents` is sorted by offset, its extents do not overlap
+/// (`logic::extents`), and its length never exceeds its capacity once
+/// built by [`BlockMap::new`] (nothing is pushed beyond it).
+pub(crate) struct BlockMap {
+    /// What `extents` are valid for, `None` while empty. Its mark moves
+    /// forward at every check that finds the inode unchanged.
+    key: Option<Key>,
     extents: KVec<Extent>,
-    last_use: u64,
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: initialized by `init()` in module init, before the provider
-    // (its only user) is registered.
-    unsafe(uninit) static CACHE: Mutex<KVec<FileExtents>> = KVec::new();
-}
-
-static USE_CLOCK: Atomic<u64> = Atomic::new(0);
-
-/// Sets up the cache. Called once from module init.
-pub(crate) fn init() {
-    // SAFETY: called once from module init, before any use of `CACHE`.
-    unsafe { CACHE.init() };
-}
-
-/// Frees the cache. Called from module exit, after the provider is gone.
-pub(crate) fn exit() {
-    CACHE.lock().clear();
-}
-
-/// The cached extent of `key`'s file that holds byte `pos`, if known.
-///
-/// Context: process (takes a mutex).
-pub(crate) fn lookup(key: &Key, pos: i64) -> Option<Extent> {
-    if key.is_void() {
-        return None;
+impl BlockMap {
+    /// An empty block map with room for [`MAX_EXTENTS`] extents.
+    ///
+    /// Context: process; allocates.
+    pub(crate) fn new() -> Result<Self> {
+        // INVARIANT: empty.
+        Ok(BlockMap {
+            key: None,
+            extents: KVec::with_capacity(MAX_EXTENTS, GFP_KERNEL)?,
+        })
     }
-    let mut files = CACHE.lock();
-    let i = files.iter().position(|f| f.key.inode == key.inode)?;
-    if !files[i].key.revalidate(key) {
-        // Another lease, or the file changed: these extents are history.
-        files.remove(i).ok()?;
-        return None;
-    }
-    let file = &mut files[i];
-    file.last_use = USE_CLOCK.fetch_add(1, Relaxed);
-    extents::covering(&file.extents, pos).map(|j| file.extents[j])
-}
 
-/// Remembers `ext`, which `map_blocks` just returned for `key`'s file. If
-/// there is no memory the extent is simply not cached.
-///
-/// Context: process (takes a mutex, allocates).
-pub(crate) fn insert(key: &Key, ext: Extent) {
-    // The request's own key: nothing changed since it began.
-    let mut fresh = *key;
-    if key.is_void() || ext.length == 0 || !fresh.revalidate(key) {
-        return;
-    }
-    let mut files = CACHE.lock();
-    let i = match files.iter().position(|f| f.key.inode == key.inode) {
-        Some(i) => i,
-        None => {
-            if files.len() >= MAX_FILES {
-                let lru = files
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, f)| f.last_use)
-                    .map(|(i, _)| i);
-                if let Some(lru) = lru {
-                    let _ = files.remove(lru);
-                }
-            }
-            let file = FileExtents {
-                key: fresh,
-                extents: KVec::new(),
-                last_use: 0,
-            };
-            if files.push(file, GFP_KERNEL).is_err() {
-                return;
-            }
-            files.len() - 1
+    /// The cached extent that holds byte `pos`, if known and still valid
+    /// for `key`. Invalid extents are forgotten.
+    ///
+    /// Context: any (takes the changes spinlock; allocates nothing).
+    pub(crate) fn lookup(&mut self, key: &Key, pos: i64) -> Option<Extent> {
+        if key.is_void() {
+            return None;
         }
-    };
-    let file = &mut files[i];
-    if !file.key.revalidate(key) {
-        file.key = fresh;
-        file.extents.clear();
+        let valid = self.key.as_mut().is_some_and(|k| k.revalidate(key));
+        if !valid {
+            // Another lease, or the file changed: these extents are history.
+            self.key = None;
+            self.extents.clear();
+            return None;
+        }
+        extents::covering(&self.extents, pos).map(|j| self.extents[j])
     }
-    file.last_use = USE_CLOCK.fetch_add(1, Relaxed);
-    let (from, to) = match extents::insertion(&file.extents, &ext) {
-        Insert::Known => return,
-        Insert::At { from, to } => (from, to),
-    };
-    for _ in from..to {
-        let _ = file.extents.remove(from);
-    }
-    if file.extents.len() >= MAX_EXTENTS {
-        file.extents.clear();
-    }
-    let from = from.min(file.extents.len());
-    if file.extents.reserve(1, GFP_KERNEL).is_ok() {
-        // Capacity reserved above; `from` is within the length.
-        let _ = file.extents.insert_within_capacity(from, ext);
+
+    /// Merges `learned`, which `map_blocks` returned to a request staging
+    /// under `key`; nothing if the file changed since that request began.
+    ///
+    /// Context: any (takes the changes spinlock; allocates nothing).
+    pub(crate) fn merge(&mut self, key: &Key, learned: &[Extent]) {
+        // The request's own key: nothing changed since it began.
+        let mut fresh = *key;
+        if learned.is_empty() || key.is_void() || !fresh.revalidate(key) {
+            return;
+        }
+        if !self.key.as_mut().is_some_and(|k| k.revalidate(key)) {
+            self.key = Some(fresh);
+            self.extents.clear();
+        }
+        for ext in learned.iter().filter(|e| e.length != 0) {
+            let (from, to) = match extents::insertion(&self.extents, ext) {
+                Insert::Known => continue,
+                Insert::At { from, to } => (from, to),
+            };
+            for _ in from..to {
+                // In bounds: `from..to` indexes the overlapped extents.
+                let _ = self.extents.remove(from);
+            }
+            if self.extents.len() >= self.extents.capacity() {
+                // Full: start over with what is newest.
+                self.extents.clear();
+            }
+            let from = from.min(self.extents.len());
+            // INVARIANT: below capacity (checked above), at the sorted
+            // position `insertion` found, the overlapped extents removed.
+            let _ = self.extents.insert_within_capacity(from, *ext);
+        }
     }
 }

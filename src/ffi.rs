@@ -662,7 +662,7 @@ pub(crate) struct UnmapCall<'a> {
     importer: &'a Device,
     start: usize,
     end: usize,
-    first_pa: Option<u64>,
+    pa: &'a [u64],
 }
 
 impl UnmapCall<'_> {
@@ -681,10 +681,10 @@ impl UnmapCall<'_> {
         Claimant::new(device_key(self.importer), self.start, self.end)
     }
 
-    /// The first bus address `device_map` returned for the mapping: it
-    /// identifies the window.
-    pub(crate) fn first_pa(&self) -> Option<u64> {
-        self.first_pa
+    /// The bus addresses `device_map` returned for the mapping, one per
+    /// page: they identify its windows.
+    pub(crate) fn pa(&self) -> &[u64] {
+        self.pa
     }
 }
 
@@ -818,9 +818,15 @@ unsafe extern "C" fn unmap_trampoline<T: Provider>(
     if importer.is_null() {
         return;
     }
-    // SAFETY: `pa` is the array `device_map` filled for a non-empty range,
-    // so it has at least one entry.
-    let first_pa = (!pa.is_null() && end > start).then(|| unsafe { *pa });
+    let pages = end.saturating_sub(start) / PAGE_SIZE;
+    let pa: &[u64] = if pa.is_null() || pages == 0 {
+        &[]
+    } else {
+        // SAFETY: `device_unmap` gives back the array `device_map` filled
+        // for `[start, end)` (patch 1's contract): one initialized entry per
+        // page, which the caller does not change during the call.
+        unsafe { core::slice::from_raw_parts(pa, pages) }
+    };
     // SAFETY: the importer holds a reference to its own device while it
     // calls `device_unmap`.
     let importer = unsafe { Device::from_raw(importer) };
@@ -828,7 +834,7 @@ unsafe extern "C" fn unmap_trampoline<T: Provider>(
         importer,
         start,
         end,
-        first_pa,
+        pa,
     });
 }
 
@@ -907,7 +913,7 @@ pub(crate) fn inode_key(file: &File) -> InodeKey {
 
 /// Identifies an inode by its address, never dereferenced through the key:
 /// an identity while something holds the inode (a file, a lease).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct InodeKey(usize);
 
 impl InodeKey {

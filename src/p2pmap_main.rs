@@ -16,6 +16,7 @@ mod ffi;
 #[allow(unreachable_pub)]
 mod logic;
 mod provider;
+mod revocation;
 mod stats;
 mod windows;
 
@@ -41,7 +42,6 @@ impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
         windows::init();
-        extents::init();
         ffi::lease_init()?;
         let registered = (|| {
             let debugfs = stats::Debugfs::new()?;
@@ -79,8 +79,7 @@ impl Drop for P2pMap {
         drop(self.provider.take());
         // No device removal runs from here on: revoke_all() covers them.
         drop(self.pci_notifier.take());
-        provider::revoke_all();
-        extents::exit();
+        revocation::revoke_all();
         ffi::lease_exit();
     }
 }

@@ -12,24 +12,24 @@
 //! path.
 
 use kernel::{
-    bindings,
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
-    time::{delay::fsleep, Delta},
 };
 
 use crate::{
     extents,
     ffi::{
-        self, BreakingInode, CmbBuf, DeviceKey, ExtentKind, InodeKey, MapCall, MapFailure, Nvme,
-        Provider, SlowPath, UnmapCall, ValidMapCall,
+        self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, Nvme, Provider,
+        SlowPath, UnmapCall, ValidMapCall,
     },
     logic::{
+        changes::ChangeKind,
         reason::Reason,
-        revoke::{self, Cause, Span},
+        revoke::{self, Cause},
     },
+    revocation::{self, Scope, Through},
     stats::STATS,
     windows::{self, Slot},
 };
@@ -77,37 +77,36 @@ impl Provider for P2pProvider {
         let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
         // The lease first: a block-map change from here on breaks it, and a
         // window staged under a broken lease is thrown away.
+        // What map_blocks told this request, for the inode's block map.
+        let mut learned = KVec::new();
+        let mut key = None;
         let slot = match slow.take_lease() {
-            Err(e) => Slot::refused(inode, start, pages, Reason::of_lease_error(-e.to_errno())),
+            Err(e) => Slot::refused(start, pages, Reason::of_lease_error(-e.to_errno())),
             Ok(lease) => {
                 // Direct writes submitted before the lease existed broke
                 // nothing: let them land before the blocks are read.
                 slow.wait_direct_io();
-                let key = extents::Key::new(inode, &lease, mark);
-                match stage(&slow, &nvme, &key, start, pages) {
-                    Ok(_) if lease.broken() => {
-                        Slot::refused(inode, start, pages, Reason::LeaseBroken)
-                    }
+                let k = key.insert(extents::Key::new(inode, &lease, mark));
+                match stage(&slow, &nvme, k, start, pages, &mut learned) {
+                    Ok(_) if lease.broken() => Slot::refused(start, pages, Reason::LeaseBroken),
                     Ok(buf) => {
                         STATS.window_staged(buf.size());
-                        Slot::ready(inode, start, pages, buf, lease, mark)
+                        Slot::ready(start, pages, buf, lease, mark)
                     }
-                    Err(r) => Slot::refused(inode, start, pages, r),
+                    Err(r) => Slot::refused(start, pages, r),
                 }
             }
         };
         // If publishing fails (no memory), the retry simply stages again.
-        let _ = windows::publish(slot);
+        let _ = windows::publish(inode, slot, &learned, key.as_ref());
         STATS.lock_dropped();
         Err(MapFailure::Retry(slow.retry()))
     }
 
     fn unmap(call: UnmapCall<'_>) {
         STATS.unmap_called();
-        if let Some(pa) = call.first_pa() {
-            if !windows::release(pa, call.claimant()) {
-                STATS.unmap_unmatched();
-            }
+        if !windows::release(call.pa(), call.claimant()) {
+            STATS.unmap_unmatched();
         }
         let (start, end) = call.range();
         dev_dbg!(
@@ -135,18 +134,14 @@ impl Provider for P2pProvider {
             return;
         }
         let inode = ffi::inode_key(file);
-        windows::note_cpu_write(inode, pos, pos.saturating_add(len as i64));
-        let t = ffi::now_ns();
-        let n = windows::mark_revoking_range(inode, pos, pos.saturating_add(len as i64));
-        if n == 0 {
-            return;
-        }
-        // Only the page's range: every importer of a window covering it is
-        // invalidated (its notifier spans the window), and the other CPU
-        // PTEs of those windows' ranges are left alone.
-        ffi::revoke_file_range(file, pos, len);
-        STATS.revoked(Cause::CpuWrite, n, ffi::now_ns().saturating_sub(t));
-        windows::drain_revoked(inode);
+        let end = pos.saturating_add(len as i64);
+        windows::note_change(inode, pos, end, ChangeKind::CpuWrite);
+        let scope = Scope::Range {
+            inode,
+            start: pos,
+            end,
+        };
+        revocation::revoke(scope, Cause::CpuWrite, ffi::now_ns(), Through::Store(file));
     }
 
     /// XFS is about to change `[start, end)` of `inode` (`write()`,
@@ -165,14 +160,18 @@ impl Provider for P2pProvider {
         // its inode, yet stays on the inode until the worker released it.
         let passed = inode.pass_lease_for_current();
         let key = inode.key();
-        windows::note_layout_change(key, start, end);
-        let t = ffi::now_ns();
-        let n = windows::mark_revoking_range(key, start, end);
-        if n > 0 {
-            inode.revoke_range(start, end);
-            STATS.revoked(Cause::LayoutChange, n, ffi::now_ns().saturating_sub(t));
-            windows::drain_revoked(key);
-        }
+        windows::note_change(key, start, end, ChangeKind::Layout);
+        let scope = Scope::Range {
+            inode: key,
+            start,
+            end,
+        };
+        revocation::revoke(
+            scope,
+            Cause::LayoutChange,
+            ffi::now_ns(),
+            Through::Change(inode),
+        );
         match passed {
             Ok(()) => STATS.sync_break(true),
             // p2pmap holds no lease of the inode: nothing to pass.
@@ -255,8 +254,8 @@ fn verbose_refusal_allowed() -> bool {
 /// Stages `pages` pages at file byte `start` into a new CMB window:
 /// `IOMAP_MAPPED` extents are read from the block device by bios on the CMB
 /// pages; holes and unwritten extents are zero-filled, never read. Extents
-/// come from the extent cache under `key`, else from `map_blocks` (and are
-/// cached then).
+/// come from the inode's block map under `key`, else from `map_blocks`;
+/// those are added to `learned`, for [`windows::publish`] to merge.
 ///
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(
@@ -265,15 +264,21 @@ fn stage(
     key: &extents::Key,
     start: i64,
     pages: usize,
+    learned: &mut KVec<Extent>,
 ) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
     let mut buf = alloc_window(nvme, len)?;
     let use_cache = STATS.extent_cache_enabled();
+    let inode = key.inode();
     let mut off = 0usize;
     while off < len {
         let pos = start + off as i64;
         let cached = if use_cache {
-            extents::lookup(key, pos)
+            learned
+                .iter()
+                .find(|e| e.offset <= pos && pos - e.offset < e.length as i64)
+                .copied()
+                .or_else(|| windows::cached_extent(inode, key, pos))
         } else {
             None
         };
@@ -291,7 +296,8 @@ fn stage(
                     }
                 })?;
                 if use_cache {
-                    extents::insert(key, ext);
+                    // Not learning it only costs a later map_blocks.
+                    let _ = learned.push(ext, GFP_KERNEL);
                 }
                 ext
             }
@@ -314,164 +320,6 @@ fn stage(
         off += n;
     }
     Ok(buf)
-}
-
-/// Revokes the windows `ranges` lists (already marked revoking): invalidates
-/// each window's file range in every mm that maps it (the importers'
-/// notifiers stop device access and call `device_unmap` before
-/// `unmap_mapping_range` returns), and counts the revocation for `cause`,
-/// timed from `start_ns`. No p2pmap lock is held across
-/// `unmap_mapping_range`. Returns how many windows were revoked.
-fn revoke(ranges: Result<KVec<windows::Revoked>>, cause: Cause, start_ns: u64) -> usize {
-    match ranges {
-        Ok(ranges) => {
-            // One unmap_mapping_range() per contiguous run of a file, not
-            // per window: each call walks the rmap and flushes TLBs.
-            let mut spans = KVec::with_capacity(ranges.len(), GFP_KERNEL);
-            if let Ok(spans) = spans.as_mut() {
-                for (i, (inode, _, start, len)) in ranges.iter().enumerate() {
-                    // Within capacity: cannot fail.
-                    let _ = spans.push(
-                        Span {
-                            key: inode.raw(),
-                            start: *start,
-                            end: start.saturating_add(*len as i64),
-                            tag: i,
-                        },
-                        GFP_KERNEL,
-                    );
-                }
-            }
-            match spans {
-                Ok(mut spans) => {
-                    let n = revoke::coalesce(&mut spans);
-                    for s in spans.iter().take(n) {
-                        if let Some((_, file, _, _)) = ranges.get(s.tag) {
-                            ffi::revoke_file_range(file, s.start, (s.end - s.start) as usize);
-                        }
-                    }
-                }
-                // No memory to sort: one call per window.
-                Err(_) => {
-                    for (_, file, start, len) in ranges.iter() {
-                        ffi::revoke_file_range(file, *start, *len);
-                    }
-                }
-            }
-            if !ranges.is_empty() || cause == Cause::LeaseBreak {
-                let quiesce = ffi::now_ns().saturating_sub(start_ns);
-                STATS.revoked(cause, ranges.len(), quiesce);
-            }
-            ranges.len()
-        }
-        // Out of memory: nothing could be revoked now. For a lease break the
-        // windows keep the lease and the breaker waits for the lease-break
-        // timeout; the other causes drain what they must anyway.
-        Err(_) => {
-            pr_warn!("revocation could not list windows (out of memory)\n");
-            0
-        }
-    }
-}
-
-/// Module exit, after the provider is unregistered: revoke everything and
-/// free every window (importers were invalidated; a window still referenced
-/// belongs to an importer that ignored its notifier).
-pub(crate) fn revoke_all() {
-    let t = ffi::now_ns();
-    revoke(windows::start_revoking(None), Cause::Unload, t);
-    windows::drain(None);
-}
-
-/// Called by p2pmap_lease.c, in process context (the lease worker), when
-/// the layout lease of `inode` is broken; `break_ns` is when
-/// (`ktime_get_ns()` in `lm_break`). The pointer is only a key.
-#[no_mangle]
-extern "C" fn p2pmap_rust_lease_broken(inode: *mut bindings::inode, break_ns: u64) {
-    revoke_inode(InodeKey::of(inode), break_ns);
-}
-
-/// Called by p2pmap_lease.c (the lease worker) just before it releases a
-/// broken layout lease; `break_ns` is when it was broken (the clock of
-/// [`ffi::now_ns`]).
-#[no_mangle]
-extern "C" fn p2pmap_rust_lease_released(break_ns: u64) {
-    STATS.lease_released(break_ns, ffi::now_ns());
-}
-
-/// Called by the PCI bus notifier (process context, may sleep, the device
-/// lock of `pdev` held) before `pdev` is unbound from its driver. The
-/// pointer is only a key, the one windows record their CMB's function by
-/// (`Nvme::key`).
-#[no_mangle]
-extern "C" fn p2pmap_rust_device_unbind(pdev: *mut bindings::pci_dev) {
-    revoke_device(DeviceKey::of(pdev));
-}
-
-/// Called by the PCI bus notifier after `pdev`'s driver was unbound (its
-/// devres, hence its P2P memory, released).
-#[no_mangle]
-extern "C" fn p2pmap_rust_device_unbound(pdev: *mut bindings::pci_dev) {
-    device_unbound(DeviceKey::of(pdev));
-}
-
-/// The layout lease of `inode` was broken at `break_ns` (truncate, write,
-/// fallocate, reflink on XFS): revoke its windows; the last one releases
-/// the lease.
-fn revoke_inode(inode: InodeKey, break_ns: u64) {
-    STATS.lease_broken();
-    STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
-    revoke(
-        windows::start_revoking(Some(inode)),
-        Cause::LeaseBreak,
-        break_ns,
-    );
-    windows::drain(Some(inode));
-}
-
-/// The NVMe function `dev` is about to be unbound from its driver (its CMB
-/// goes away with it): revoke every window it holds and free them all
-/// before returning. Context: process (bus notifier), may sleep.
-fn revoke_device(dev: DeviceKey) {
-    let t = ffi::now_ns();
-    let n = revoke(windows::start_revoking_device(dev), Cause::DeviceRemoval, t);
-    // A claim in flight (device_map returned, the importer not committed
-    // yet) gives its reference back as soon as it sees the invalidation:
-    // wait a little for those before freeing what is left.
-    for _ in 0..REMOVAL_WAIT_STEPS {
-        if !windows::referenced_on_device(dev) {
-            break;
-        }
-        fsleep(Delta::from_millis(10));
-    }
-    let stuck = windows::drain_device(dev);
-    if n > 0 {
-        pr_info!("revoked {n} windows of a CMB being removed\n");
-    }
-    if stuck > 0 {
-        pr_warn!("{stuck} windows still referenced 1 s after revocation; freed\n");
-    }
-}
-
-/// The driver of function `dev` was unbound (after [`revoke_device`]): its
-/// P2P memory is gone.
-fn device_unbound(dev: DeviceKey) {
-    windows::device_removed(dev);
-}
-
-/// 10 ms steps [`revoke_device`] waits at most for references in flight.
-const REMOVAL_WAIT_STEPS: usize = 100;
-
-/// CMB pressure: revokes least recently used windows that importers still
-/// map in `nvme`'s CMB, about `bytes` of them (at least one). Returns
-/// whether any was.
-fn revoke_lru(nvme: &Nvme, bytes: usize) -> bool {
-    let t = ffi::now_ns();
-    revoke(
-        windows::start_revoking_lru(nvme.key(), bytes),
-        Cause::CmbPressure,
-        t,
-    ) > 0
 }
 
 /// A CMB window of `len` bytes. What cannot fit in the CMB at all is
@@ -505,7 +353,7 @@ fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
         None => len,
     };
     for bytes in [missing, len] {
-        if !revoke_lru(nvme, bytes) {
+        if !revocation::revoke_lru(nvme.key(), bytes) {
             break;
         }
         if let Some(buf) = CmbBuf::alloc(nvme, len) {

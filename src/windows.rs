@@ -1,31 +1,47 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! CMB windows: file ranges staged in the NVMe CMB, shared by every importer
-//! that maps the same range, freed when the last one unmaps.
+//! The state p2pmap keeps per inode, and its windows: file ranges staged
+//! in the NVMe CMB, shared by every importer that maps them, freed when the
+//! last one unmaps.
 //!
-//! The registry is a spinlock-protected list (`registry()`): the fast
+//! One registry holds it all, under one spinlock ([`registry()`]): the fast
 //! path of `device_map` runs under the caller's mmap_lock and `device_unmap`
-//! may run in non-blockable notifier context. Nothing that sleeps or frees a
-//! window runs under the lock: removed slots are dropped after unlocking.
+//! may run in non-blockable notifier context. It has
+//! - per inode, an [`Inode`] (a red-black tree keyed by [`InodeKey`]): the
+//!   inode's slots (staged windows and the slow path's refusals) in a
+//!   red-black tree keyed by file offset, searched by range, and the
+//!   inode's cached block map ([`BlockMap`]). It exists while the inode has
+//!   slots;
+//! - an index of the staged windows by bus address, for `device_unmap`,
+//!   which names its window by the bus addresses it was given;
+//! - the slots nobody has claimed yet, in publication order (at most
+//!   [`MAX_UNCLAIMED`]).
 //!
-//! A staged window is referenced by claims, one per `device_map` that
-//! returned it, each naming the importer and the virtual range it will give
-//! back: `device_unmap` drops the claim it names, never another importer's.
-//! A window nobody claims (its slow path's caller never retried) expires
+//! A slot's life: the slow path publishes it ([`publish`]), unclaimed; the
+//! retried `device_map` claims it ([`claim`]; a refusal is handed over once
+//! and freed). Each claim names the importer and the virtual range it will
+//! give back: `device_unmap` drops the claim it names, never another
+//! importer's ([`release`]), and the last one frees the window. Revocation
+//! marks a window revoking (no new claim) and invalidates its importers,
+//! whose notifiers unmap; [`drain`] frees what nobody claims any more. A
+//! window nobody claims (its slow path's caller never retried) expires
 //! after [`UNCLAIMED_TTL_NS`]; the lease worker reaps it.
 //!
-//! The list holds boxed slots, in publication order (the eviction order of
-//! unclaimed slots). A removal shifts the pointers behind it: with slots
-//! stored inline it shifted whole slots, and a revocation of 256 windows,
-//! which removes them front to back, spent 85% of its time in those moves
-//! under the registry lock (15 µs per `device_unmap` in the TCG guest,
-//! measured).
+//! Nothing under the lock sleeps or allocates, except a claim list growing
+//! (`GFP_ATOMIC`); tree nodes are reserved before the lock is taken, and
+//! removed slots are dropped after it is released. Lock order: the
+//! registry, then the history of changes ([`CHANGES`]).
 
 use kernel::{
     ffi::c_ulong,
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
+    rbtree::{
+        RBTree,
+        RBTreeNode,
+        RBTreeNodeReservation, //
+    },
     sync::{
         aref::ARef,
         atomic::{Atomic, Relaxed},
@@ -33,9 +49,11 @@ use kernel::{
 };
 
 use crate::{
-    ffi::{self, Claimant, CmbBuf, DeviceKey, InodeKey, LeaseRef},
+    extents::{self, BlockMap},
+    ffi::{self, Claimant, CmbBuf, DeviceKey, Extent, InodeKey, LeaseRef},
     logic::{
         changes::{ChangeKind, Changes, Mark},
+        cover::{self, Piece},
         reason::Reason,
         revoke,
     },
@@ -45,7 +63,7 @@ use crate::{
 kernel::sync::global_lock! {
     // SAFETY: initialized by `init()` in module init, before the provider,
     // the lease worker and the PCI notifier are registered (its only users).
-    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<KVec<KBox<Slot>>> = KVec::new();
+    pub(crate) unsafe(uninit) static WINDOWS: SpinLock<Option<Registry>> = None;
 }
 
 kernel::sync::global_lock! {
@@ -73,10 +91,18 @@ pub(crate) fn init() {
     }
 }
 
-/// The window registry: a spinlock, since `device_unmap` may run in
-/// non-blockable notifier context.
+/// The registry lock: a spinlock, since `device_unmap` may run in
+/// non-blockable notifier context. The registry is built at first use (an
+/// empty red-black tree cannot be built in a `static`; building one
+/// allocates nothing).
 fn registry() -> &'static kernel::sync::lock::GlobalLock<WINDOWS> {
     &WINDOWS
+}
+
+/// Runs `f` on the registry, under its lock.
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut guard = registry().lock();
+    f(guard.get_or_insert_with(Registry::new))
 }
 
 /// The PCI functions being unbound from their driver (keys), from the unbind
@@ -104,16 +130,16 @@ pub(crate) enum State {
         /// One per `device_map` that returned the window and has not given
         /// it back yet.
         claims: KVec<Claimant>,
-        /// Being revoked (lease broken): no new reference is handed out.
+        /// Being revoked: no new claim is handed out.
         revoking: bool,
     },
     /// Refused by the slow path.
     Refused(Reason),
 }
 
-/// One entry of the registry.
+/// One staged window or refusal of an inode.
 pub(crate) struct Slot {
-    inode: InodeKey,
+    /// First file byte (also the first half of its key in the inode's tree).
     start: i64,
     pages: usize,
     /// Value of [`USE_CLOCK`] at the last claim: the LRU order for CMB
@@ -132,12 +158,337 @@ pub(crate) struct Slot {
 /// and such slots hold a file, its mount, its lease and CMB space.
 pub(crate) const UNCLAIMED_TTL_NS: u64 = 5_000_000_000;
 
+/// Unclaimed slots kept at most (staged by a slow path whose caller has not
+/// come back yet); publishing one more evicts the oldest.
+const MAX_UNCLAIMED: usize = 8;
+
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
 
 /// When a window's or a cached block map's range was read: a point in the
 /// history of announced changes ([`CHANGES`]).
 pub(crate) type ChangeMark = Mark;
+
+fn tick() -> u64 {
+    USE_CLOCK.add(1, Relaxed);
+    USE_CLOCK.load(Relaxed)
+}
+
+/// Bytes in `pages` pages, as a file offset.
+fn span(pages: usize) -> i64 {
+    pages.saturating_mul(PAGE_SIZE) as i64
+}
+
+/// A slot's key in its inode's tree: its first file byte, then a sequence
+/// number that tells slots of the same start apart.
+type SlotKey = (i64, u64);
+
+/// Where a slot is in the registry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    inode: InodeKey,
+    slot: SlotKey,
+}
+
+/// What p2pmap keeps of one inode while it has slots.
+///
+/// # Invariants
+///
+/// `longest` is at least the byte span of every slot in `slots`, so a slot
+/// covering a byte at or after `pos` starts at or after `pos - longest`.
+pub(crate) struct Inode {
+    slots: RBTree<SlotKey, Slot>,
+    longest: i64,
+    blocks: BlockMap,
+}
+
+impl Inode {
+    /// An inode without slots; allocates its block map.
+    fn new() -> Result<Self> {
+        // INVARIANT: no slot.
+        Ok(Inode {
+            slots: RBTree::new(),
+            longest: 0,
+            blocks: BlockMap::new()?,
+        })
+    }
+
+    /// Calls `f` on each slot that covers a byte of `[start, end)`, in file
+    /// order: a walk from the first slot that can (`longest` bounds it) to
+    /// the first that starts at or after `end`.
+    fn for_each_overlapping(
+        &mut self,
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(SlotKey, &mut Slot),
+    ) {
+        let from = (start.saturating_sub(self.longest), 0);
+        let mut cursor = self.slots.cursor_lower_bound_mut(&from);
+        while let Some(mut c) = cursor {
+            let (k, s) = c.current_mut();
+            if k.0 >= end {
+                break;
+            }
+            if s.overlaps(start, end) {
+                f(*k, s);
+            }
+            cursor = c.move_next();
+        }
+    }
+
+    /// The smallest staged window, not being revoked, that holds every
+    /// page of `pages` pages at file byte `start` (one of exactly that range
+    /// if there is).
+    fn find(&mut self, start: i64, pages: usize) -> Option<SlotKey> {
+        let mut ready: Option<(SlotKey, usize)> = None;
+        self.for_each_overlapping(start, start.saturating_add(span(pages)), |k, s| {
+            if s.serves(start, pages).is_some() && ready.is_none_or(|(_, p)| s.pages < p) {
+                ready = Some((k, s.pages));
+            }
+        });
+        ready.map(|(k, _)| k)
+    }
+}
+
+/// Windows one mapping may be served from at most, when no single window
+/// holds its range.
+const MAX_PIECES: usize = 8;
+
+/// The windows that together hold a mapping's range, in file order
+/// ([`cover::cover`]).
+type Pieces = [Option<Piece<SlotKey>>; MAX_PIECES];
+
+impl Inode {
+    /// The staged windows, not being revoked, that hold `pages` pages at
+    /// file byte `start`: the smallest one that holds them all, else
+    /// adjacent or overlapping windows, each chosen to reach furthest (at
+    /// most [`MAX_PIECES`]).
+    fn cover(&mut self, start: i64, pages: usize) -> Option<Pieces> {
+        if let Some(k) = self.find(start, pages) {
+            let s = self.slots.get(&k)?;
+            let at = s.serves(start, pages)?;
+            let mut pieces = [None; MAX_PIECES];
+            if let Some(p) = pieces.first_mut() {
+                *p = Some(Piece {
+                    window: k,
+                    at: at as u64,
+                    pages: pages as u64,
+                });
+            }
+            return Some(pieces);
+        }
+        let end = start.saturating_add(span(pages));
+        cover::cover(start, end, PAGE_SIZE as u64, |pos| {
+            // The window holding the page at `pos` that reaches furthest.
+            let mut best: Option<(SlotKey, i64, i64)> = None;
+            self.for_each_overlapping(pos, pos.saturating_add(1), |k, s| {
+                let w_end = s.start.saturating_add(span(s.pages));
+                if s.serves(pos, 1).is_some() && best.is_none_or(|(_, _, e)| w_end > e) {
+                    best = Some((k, s.start, w_end));
+                }
+            });
+            best
+        })
+    }
+
+    /// The slow path's refusal of exactly `pages` pages at `start`.
+    fn refusal(&mut self, start: i64, pages: usize) -> Option<SlotKey> {
+        let mut found = None;
+        self.for_each_overlapping(start, start.saturating_add(span(pages)), |k, s| {
+            if s.start == start && s.pages == pages && matches!(s.state, State::Refused(_)) {
+                found.get_or_insert(k);
+            }
+        });
+        found
+    }
+}
+
+/// The slots nobody claimed yet, oldest first.
+///
+/// # Invariants
+///
+/// The `Some` entries of `locs` come first.
+struct Unclaimed {
+    locs: [Option<Loc>; MAX_UNCLAIMED],
+}
+
+impl Unclaimed {
+    const fn new() -> Self {
+        // INVARIANT: no entry.
+        Unclaimed {
+            locs: [None; MAX_UNCLAIMED],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Loc> + '_ {
+        self.locs.iter().map_while(|l| *l)
+    }
+
+    /// The oldest, if all [`MAX_UNCLAIMED`] places are taken.
+    fn oldest_if_full(&self) -> Option<Loc> {
+        match self.locs.last() {
+            Some(Some(_)) => self.locs.first().copied().flatten(),
+            _ => None,
+        }
+    }
+
+    /// Adds `loc` as the newest; `false` if full.
+    fn push(&mut self, loc: Loc) -> bool {
+        match self.locs.iter_mut().find(|l| l.is_none()) {
+            Some(free) => {
+                // INVARIANT: the first free place, after every entry.
+                *free = Some(loc);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets `loc` (claimed, or removed), if listed.
+    fn forget(&mut self, loc: Loc) {
+        if let Some(i) = self.locs.iter().position(|l| *l == Some(loc)) {
+            // INVARIANT: the entries after it move up by one.
+            self.locs.copy_within(i + 1.., i);
+            if let Some(last) = self.locs.last_mut() {
+                *last = None;
+            }
+        }
+    }
+}
+
+/// Everything p2pmap keeps of the files it serves: see the module
+/// documentation.
+///
+/// # Invariants
+///
+/// - every inode in `inodes` has a slot;
+/// - `by_bus` maps the bus address of every staged window to its place, and
+///   nothing else;
+/// - `unclaimed` lists exactly the slots without a claim (a claimed slot is
+///   freed with its last claim, never unclaimed again).
+pub(crate) struct Registry {
+    inodes: RBTree<InodeKey, Inode>,
+    by_bus: RBTree<u64, Loc>,
+    unclaimed: Unclaimed,
+    next_seq: u64,
+}
+
+impl Registry {
+    fn new() -> Self {
+        // INVARIANT: empty.
+        Registry {
+            inodes: RBTree::new(),
+            by_bus: RBTree::new(),
+            unclaimed: Unclaimed::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn slot_mut(&mut self, loc: Loc) -> Option<&mut Slot> {
+        self.inodes.get_mut(&loc.inode)?.slots.get_mut(&loc.slot)
+    }
+
+    /// Takes the slot at `loc` out of the registry; the inode's state goes
+    /// with its last slot. Drop the slot after unlocking.
+    fn remove(&mut self, loc: Loc) -> Option<Slot> {
+        let ino = self.inodes.get_mut(&loc.inode)?;
+        let slot = ino.slots.remove(&loc.slot)?;
+        let empty = ino.slots.is_empty();
+        // INVARIANT: the indexes forget the slot, and an inode without
+        // slots goes.
+        if let State::Ready { buf, .. } = &slot.state {
+            self.by_bus.remove(&buf.bus());
+        }
+        self.unclaimed.forget(loc);
+        if empty {
+            self.inodes.remove(&loc.inode);
+        }
+        Some(slot)
+    }
+
+    /// The staged window whose bus range holds `pa`.
+    fn window_at_bus(&self, pa: u64) -> Option<Loc> {
+        // The window with the greatest first bus address not above `pa`.
+        let loc = match self.by_bus.cursor_lower_bound(&pa) {
+            Some(c) => {
+                let (bus, loc) = c.current();
+                if *bus == pa {
+                    *loc
+                } else {
+                    *c.peek_prev()?.1
+                }
+            }
+            None => *self.by_bus.cursor_back()?.current().1,
+        };
+        let ino = self.inodes.get(&loc.inode)?;
+        let s = ino.slots.get(&loc.slot)?;
+        s.holds_bus(pa).then_some(loc)
+    }
+
+    /// Calls `f` on every slot `scope` selects, with its place.
+    fn for_each(&mut self, scope: Scope, mut f: impl FnMut(Loc, &mut Slot)) {
+        match scope {
+            Scope::Range { inode, start, end } => {
+                if let Some(ino) = self.inodes.get_mut(&inode) {
+                    ino.for_each_overlapping(start, end, |slot, s| f(Loc { inode, slot }, s));
+                }
+            }
+            Scope::Inode(inode) => {
+                if let Some(ino) = self.inodes.get_mut(&inode) {
+                    for (slot, s) in ino.slots.iter_mut() {
+                        f(Loc { inode, slot: *slot }, s);
+                    }
+                }
+            }
+            Scope::Device(dev) | Scope::LeastRecent { dev, .. } => {
+                for (inode, ino) in self.inodes.iter_mut() {
+                    for (slot, s) in ino.slots.iter_mut().filter(|(_, s)| s.on_device(dev)) {
+                        f(
+                            Loc {
+                                inode: *inode,
+                                slot: *slot,
+                            },
+                            s,
+                        );
+                    }
+                }
+            }
+            Scope::All => {
+                for (inode, ino) in self.inodes.iter_mut() {
+                    for (slot, s) in ino.slots.iter_mut() {
+                        f(
+                            Loc {
+                                inode: *inode,
+                                slot: *slot,
+                            },
+                            s,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which windows a revocation, or the drain after it, concerns.
+#[derive(Clone, Copy)]
+pub(crate) enum Scope {
+    /// Those of `inode` that cover a byte of `[start, end)`.
+    Range {
+        inode: InodeKey,
+        start: i64,
+        end: i64,
+    },
+    /// Every window of `inode`.
+    Inode(InodeKey),
+    /// Every window in the CMB of PCI function `dev`.
+    Device(DeviceKey),
+    /// The least recently claimed windows that importers map in the CMB of
+    /// `dev`, at least `bytes` of them (or all there are).
+    LeastRecent { dev: DeviceKey, bytes: usize },
+    /// Every window.
+    All,
+}
 
 /// Now, in the history of announced changes: sample it before checking the
 /// page cache of a range to stage, hand it to [`Slot::ready`].
@@ -146,12 +497,7 @@ pub(crate) fn change_mark() -> ChangeMark {
 }
 
 /// The first announced change to `[start, end)` of `inode` since `mark`.
-pub(crate) fn changed_since(
-    mark: ChangeMark,
-    inode: InodeKey,
-    start: i64,
-    end: i64,
-) -> Option<ChangeKind> {
+fn changed_since(mark: ChangeMark, inode: InodeKey, start: i64, end: i64) -> Option<ChangeKind> {
     CHANGES.lock().since(mark, inode.raw(), start, end)
 }
 
@@ -167,33 +513,19 @@ pub(crate) fn unchanged_since(mark: ChangeMark, inode: InodeKey) -> Option<Chang
 }
 
 /// `[start, end)` of `inode` is about to become writable through a shared
-/// mapping. Call before [`mark_revoking_range`]: a window being staged
-/// meanwhile is then either seen by the revocation or thrown away when
-/// published (the registry lock orders the two).
-pub(crate) fn note_cpu_write(inode: InodeKey, start: i64, end: i64) {
-    CHANGES
-        .lock()
-        .record(inode.raw(), start, end, ChangeKind::CpuWrite);
-}
-
-/// XFS is about to change `[start, end)` of `inode` having revoked it
-/// itself (its break passes p2pmap's lease by, which a window being staged
-/// can then not see broken). Call before [`mark_revoking_range`], as
-/// [`note_cpu_write`].
-pub(crate) fn note_layout_change(inode: InodeKey, start: i64, end: i64) {
-    CHANGES
-        .lock()
-        .record(inode.raw(), start, end, ChangeKind::Layout);
-}
-
-fn tick() -> u64 {
-    USE_CLOCK.add(1, Relaxed);
-    USE_CLOCK.load(Relaxed)
+/// mapping (`kind` [`ChangeKind::CpuWrite`]), or XFS is about to change it
+/// having revoked it itself ([`ChangeKind::Layout`]: its break passes
+/// p2pmap's lease by, which a window being staged can then not see
+/// broken). Call before [`mark_revoking`]: a window being staged meanwhile
+/// is then either seen by the revocation or thrown away when published (the
+/// registry lock orders the two).
+pub(crate) fn note_change(inode: InodeKey, start: i64, end: i64, kind: ChangeKind) {
+    CHANGES.lock().record(inode.raw(), start, end, kind);
 }
 
 /// Whether function `dev` is being unbound (see [`removing`]): refuse
 /// to stage into its CMB, whose pages must all be freed for the removal to
-/// finish (see [`start_revoking_device`]).
+/// finish (see [`start_revoking`]).
 pub(crate) fn device_removing(dev: DeviceKey) -> bool {
     removing().lock().contains(&dev)
 }
@@ -203,7 +535,7 @@ pub(crate) fn device_removing(dev: DeviceKey) -> bool {
 /// outside its spinlock.
 ///
 /// Context: process (the PCI bus notifier); sleeps.
-fn mark_removing(dev: DeviceKey) -> Result {
+pub(crate) fn mark_removing(dev: DeviceKey) -> Result {
     loop {
         let want = {
             let mut l = removing().lock();
@@ -242,11 +574,10 @@ pub(crate) fn device_removed(dev: DeviceKey) {
 pub(crate) type Revoked = (InodeKey, ARef<File>, i64, usize);
 
 impl Slot {
-    /// A staged window for `pages` pages at file byte `start` of `inode`,
-    /// staged by a request that sampled [`change_mark`] `mark` before
-    /// it checked the page cache.
+    /// A staged window for `pages` pages at file byte `start`, staged by a
+    /// request that sampled [`change_mark`] `mark` before it checked the
+    /// page cache.
     pub(crate) fn ready(
-        inode: InodeKey,
         start: i64,
         pages: usize,
         buf: CmbBuf,
@@ -254,7 +585,6 @@ impl Slot {
         mark: ChangeMark,
     ) -> Self {
         Slot {
-            inode,
             start,
             pages,
             last_use: tick(),
@@ -270,9 +600,8 @@ impl Slot {
     }
 
     /// The slow path's refusal for that range.
-    pub(crate) fn refused(inode: InodeKey, start: i64, pages: usize, reason: Reason) -> Self {
+    pub(crate) fn refused(start: i64, pages: usize, reason: Reason) -> Self {
         Slot {
-            inode,
             start,
             pages,
             last_use: 0,
@@ -281,23 +610,16 @@ impl Slot {
         }
     }
 
-    fn is(&self, inode: InodeKey, start: i64, pages: usize) -> bool {
-        self.inode == inode && self.start == start && self.pages == pages
-    }
-
-    /// A staged window, not being revoked, that holds every page of
-    /// `pages` pages at file byte `start` of `inode`: returns the byte
-    /// offset of `start` in the window.
-    fn serves(&self, inode: InodeKey, start: i64, pages: usize) -> Option<usize> {
-        if self.inode != inode
-            || !matches!(
-                self.state,
-                State::Ready {
-                    revoking: false,
-                    ..
-                }
-            )
-        {
+    /// Staged, not being revoked, and holds every page of `pages` pages at
+    /// file byte `start`: returns the byte offset of `start` in the window.
+    fn serves(&self, start: i64, pages: usize) -> Option<usize> {
+        if !matches!(
+            self.state,
+            State::Ready {
+                revoking: false,
+                ..
+            }
+        ) {
             return None;
         }
         revoke::offset_in(self.start, self.pages, start, pages, PAGE_SIZE)
@@ -311,11 +633,14 @@ impl Slot {
         }
     }
 
-    /// Covers a byte of `[start, end)` of `inode`.
-    fn overlaps(&self, inode: InodeKey, start: i64, end: i64) -> bool {
-        let len = (self.pages * PAGE_SIZE) as i64;
-        self.inode == inode
-            && revoke::overlaps(self.start, self.start.saturating_add(len), start, end)
+    /// Covers a byte of `[start, end)`.
+    fn overlaps(&self, start: i64, end: i64) -> bool {
+        revoke::overlaps(
+            self.start,
+            self.start.saturating_add(span(self.pages)),
+            start,
+            end,
+        )
     }
 
     /// Staged and marked revoking.
@@ -353,14 +678,14 @@ impl Slot {
     }
 
     /// Marks the window revoking and returns its file range.
-    fn revoke(&mut self) -> Option<Revoked> {
+    fn revoke(&mut self, inode: InodeKey) -> Option<Revoked> {
         match &mut self.state {
             State::Ready {
                 lease, revoking, ..
             } => {
                 *revoking = true;
                 Some((
-                    self.inode,
+                    inode,
                     lease.file().into(),
                     self.start,
                     self.pages * PAGE_SIZE,
@@ -368,6 +693,32 @@ impl Slot {
             }
             State::Refused(_) => None,
         }
+    }
+
+    /// Whether what this request staged must be thrown away: a break, a
+    /// change of its range or a removal of its CMB came first. Call under
+    /// the registry lock: each of those marks its cause first, then takes
+    /// this lock to find the windows to revoke, so either it is seen here or
+    /// the revocation sees the window.
+    fn outdated(&self, inode: InodeKey) -> Option<Reason> {
+        let State::Ready {
+            buf, lease, mark, ..
+        } = &self.state
+        else {
+            return None;
+        };
+        if lease.broken() {
+            return Some(Reason::LeaseBroken);
+        }
+        // Only a change of the window's own range counts.
+        let end = self.start.saturating_add(span(self.pages));
+        match changed_since(*mark, inode, self.start, end) {
+            Some(ChangeKind::CpuWrite) => return Some(Reason::CpuWrite),
+            Some(ChangeKind::Layout | ChangeKind::Unknown) => return Some(Reason::LeaseBroken),
+            None => {}
+        }
+        // The retry finds the function going away and is refused.
+        device_removing(buf.device_key()).then_some(Reason::NoP2pProvider)
     }
 }
 
@@ -379,14 +730,14 @@ impl Drop for Slot {
     }
 }
 
-/// Unclaimed slots kept at most (staged by a slow path whose caller has not
-/// come back yet).
-const MAX_UNCLAIMED: usize = 8;
-
-/// Fast path: if a staged window holds `[start, start + pages)` of `inode`
-/// (the same range, or a larger one around it), records the claim of `who`
-/// and fills `pa`; if the slow path refused exactly that range, returns (and
-/// forgets) the reason; `None` if nothing is known about the range.
+/// Fast path: if staged windows hold `[start, start + pages)` of `inode`
+/// (one window of the same range or a larger one around it, else several
+/// adjacent ones), records the claim of `who` on each and fills `pa`; if
+/// the slow path refused exactly that range, returns (and forgets) the
+/// reason; `None` if nothing is known about the range.
+///
+/// Context: any (under the caller's mmap_lock); O(log n) in the inodes and
+/// the inode's slots.
 pub(crate) fn claim(
     inode: InodeKey,
     start: i64,
@@ -394,117 +745,246 @@ pub(crate) fn claim(
     who: Claimant,
 ) -> Option<Result<(), Reason>> {
     let pages = pa.len();
-    let mut reg = registry().lock();
-    // The smallest staged window that holds the range (one of exactly the
-    // range if there is), else the slow path's refusal of exactly it.
-    let ready = reg
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.serves(inode, start, pages).is_some())
-        .min_by_key(|(_, s)| s.pages)
-        .map(|(i, _)| i);
-    let i = match ready {
-        Some(i) => i,
-        None => reg
-            .iter()
-            .position(|s| s.is(inode, start, pages) && matches!(s.state, State::Refused(_)))?,
-    };
-    reg[i].last_use = tick();
-    let at = reg[i].serves(inode, start, pages);
-    let refused = match &mut reg[i].state {
-        State::Ready { buf, claims, .. } => {
-            let at = at? as u64;
-            // Atomic: under the registry spinlock. A failure is a refusal
-            // like any other (the importer falls back).
-            if claims.push(who, GFP_ATOMIC).is_err() {
-                return Some(Err(Reason::NoMemory));
-            }
-            for (k, p) in pa.iter_mut().enumerate() {
-                *p = buf.bus() + at + (k * PAGE_SIZE) as u64;
-            }
-            return Some(Ok(()));
-        }
-        State::Refused(r) => *r,
-    };
+    let mut guard = registry().lock();
+    let reg = guard.get_or_insert_with(Registry::new);
+    let ino = reg.inodes.get_mut(&inode)?;
+    if let Some(pieces) = ino.cover(start, pages) {
+        return Some(reg.claim_pieces(inode, &pieces, pa, who));
+    }
+    let slot = ino.refusal(start, pages)?;
     // The refusal is handed over once; drop the slot outside the lock.
-    let removed = reg.remove(i).ok();
-    drop(reg);
+    let removed = reg.remove(Loc { inode, slot });
+    drop(guard);
+    let refused = match removed.as_ref().map(|s| &s.state) {
+        Some(State::Refused(r)) => *r,
+        _ => return None,
+    };
     drop(removed);
     Some(Err(refused))
 }
 
-/// Whether a staged window, not being revoked, holds the range.
-pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize) -> bool {
-    registry()
-        .lock()
-        .iter()
-        .any(|s| s.serves(inode, start, pages).is_some())
+impl Registry {
+    /// Records the claim of `who` on every window of `pieces` (all or none)
+    /// and fills `pa` with the bus addresses of their pages.
+    fn claim_pieces(
+        &mut self,
+        inode: InodeKey,
+        pieces: &Pieces,
+        pa: &mut [u64],
+        who: Claimant,
+    ) -> Result<(), Reason> {
+        let stamp = tick();
+        let mut page = 0;
+        for (i, p) in pieces.iter().enumerate() {
+            let Some(p) = p else { break };
+            let loc = Loc {
+                inode,
+                slot: p.window,
+            };
+            let pages = p.pages as usize;
+            let pushed = match self.slot_mut(loc) {
+                Some(Slot {
+                    last_use,
+                    state: State::Ready { buf, claims, .. },
+                    ..
+                }) => {
+                    *last_use = stamp;
+                    let bus = buf.bus() + p.at;
+                    for (k, a) in pa.iter_mut().skip(page).take(pages).enumerate() {
+                        *a = bus + (k * PAGE_SIZE) as u64;
+                    }
+                    // Atomic: under the registry spinlock.
+                    claims.push(who, GFP_ATOMIC).is_ok()
+                }
+                _ => false,
+            };
+            if !pushed {
+                // Give back the claims taken so far: each is the last of
+                // its window's list. A failure is a refusal like any other
+                // (the importer falls back).
+                for q in pieces.iter().take(i).flatten() {
+                    let loc = Loc {
+                        inode,
+                        slot: q.window,
+                    };
+                    if let Some(State::Ready { claims, .. }) =
+                        self.slot_mut(loc).map(|s| &mut s.state)
+                    {
+                        claims.pop();
+                    }
+                }
+                return Err(Reason::NoMemory);
+            }
+            page += pages;
+        }
+        for p in pieces.iter().flatten() {
+            self.unclaimed.forget(Loc {
+                inode,
+                slot: p.window,
+            });
+        }
+        Ok(())
+    }
 }
 
-/// Publishes what the slow path found for a range, replacing older
-/// unclaimed slots for it and evicting the oldest unclaimed slots beyond
-/// [`MAX_UNCLAIMED`].
-pub(crate) fn publish(mut slot: Slot) -> Result {
+/// Whether staged windows, not being revoked, hold the range.
+pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize) -> bool {
+    with_registry(|reg| {
+        reg.inodes
+            .get_mut(&inode)
+            .is_some_and(|ino| ino.cover(start, pages).is_some())
+    })
+}
+
+/// The cached extent of `inode` that holds byte `pos`, if known and valid
+/// under `key` (see [`crate::extents`]).
+///
+/// Context: any; allocates nothing.
+pub(crate) fn cached_extent(inode: InodeKey, key: &extents::Key, pos: i64) -> Option<Extent> {
+    with_registry(|reg| reg.inodes.get_mut(&inode)?.blocks.lookup(key, pos))
+}
+
+/// Publishes what the slow path found for a range of `inode`, with the
+/// extents it learned from `map_blocks` under `key` (merged into the
+/// inode's block map if the file did not change since), replacing an older
+/// unclaimed slot of the same range and evicting the oldest unclaimed slot
+/// beyond [`MAX_UNCLAIMED`].
+///
+/// Context: process (the slow path); allocates before it locks.
+pub(crate) fn publish(
+    inode: InodeKey,
+    mut slot: Slot,
+    learned: &[Extent],
+    key: Option<&extents::Key>,
+) -> Result {
+    let node = RBTreeNodeReservation::<SlotKey, Slot>::new(GFP_KERNEL)?;
+    let bus_node = RBTreeNodeReservation::<u64, Loc>::new(GFP_KERNEL)?;
+    let mut spare: Option<RBTreeNode<InodeKey, Inode>> = None;
+    // The inode's state, allocated outside the lock if it has none.
+    let mut guard = loop {
+        let mut guard = registry().lock();
+        let reg = guard.get_or_insert_with(Registry::new);
+        if reg.inodes.get(&inode).is_some() {
+            break guard;
+        }
+        if let Some(n) = spare.take() {
+            // INVARIANT: the inode gets its slot below, under this lock.
+            reg.inodes.insert(n);
+            break guard;
+        }
+        drop(guard);
+        spare = Some(RBTreeNode::new(inode, Inode::new()?, GFP_KERNEL)?);
+    };
+    let reg = guard.get_or_insert_with(Registry::new);
+    let (start, pages) = (slot.start, slot.pages);
+    let discarded = slot
+        .outdated(inode)
+        .map(|r| core::mem::replace(&mut slot, Slot::refused(start, pages, r)));
     slot.published_ns = ffi::now_ns();
-    // Boxed before the lock is taken: the slow path may sleep.
-    let mut slot = KBox::new(slot, GFP_KERNEL)?;
-    let mut evicted = KVec::new();
-    let mut discarded = None;
-    {
-        let mut reg = registry().lock();
-        // Checked under the registry lock: lm_break marks the lease broken
-        // before it queues the revocation, which takes this lock to find the
-        // windows, so either we see the break here or it sees our window.
-        if matches!(&slot.state, State::Ready { lease, .. } if lease.broken()) {
-            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::LeaseBroken);
-            discarded = Some(core::mem::replace(&mut *slot, refused));
-        }
-        // And for a CPU write or a range XFS revoked itself: note_*()
-        // records the change before mark_revoking_range() takes this lock.
-        // Only a change to the window's own range counts.
-        if let State::Ready { mark, .. } = &slot.state {
-            let end = slot.start.saturating_add((slot.pages * PAGE_SIZE) as i64);
-            let reason = match changed_since(*mark, slot.inode, slot.start, end) {
-                Some(ChangeKind::CpuWrite) => Some(Reason::CpuWrite),
-                Some(ChangeKind::Layout | ChangeKind::Unknown) => Some(Reason::LeaseBroken),
-                None => None,
-            };
-            if let Some(r) = reason {
-                let refused = Slot::refused(slot.inode, slot.start, slot.pages, r);
-                discarded = Some(core::mem::replace(&mut *slot, refused));
-            }
-        }
-        // Same argument for a device removal: it marks the function before
-        // it takes this lock to list the windows to revoke. The retry finds
-        // the function going away and is refused.
-        if matches!(&slot.state, State::Ready { buf, .. } if device_removing(buf.device_key())) {
-            let refused = Slot::refused(slot.inode, slot.start, slot.pages, Reason::NoP2pProvider);
-            discarded = Some(core::mem::replace(&mut *slot, refused));
-        }
-        let mut i = 0;
-        while i < reg.len() {
-            let stale = reg[i].unclaimed()
-                && (reg[i].is(slot.inode, slot.start, slot.pages)
-                    || reg.iter().filter(|s| s.unclaimed()).count() >= MAX_UNCLAIMED);
-            if stale {
-                // Keeps order: the oldest unclaimed slots go first.
-                evicted.push(reg.remove(i)?, GFP_ATOMIC)?;
-            } else {
-                i += 1;
-            }
-        }
-        reg.push(slot, GFP_ATOMIC)?;
+    // An older slot of the same range nobody claimed: this one replaces it.
+    let older = reg.unclaimed.iter().find(|l| {
+        l.inode == inode
+            && l.slot.0 == start
+            && reg
+                .inodes
+                .get(&inode)
+                .and_then(|i| i.slots.get(&l.slot))
+                .is_some_and(|s| s.pages == pages)
+    });
+    let seq = reg.next_seq;
+    reg.next_seq += 1;
+    let loc = Loc {
+        inode,
+        slot: (start, seq),
+    };
+    if let State::Ready { buf, .. } = &slot.state {
+        reg.by_bus.insert(bus_node.into_node(buf.bus(), loc));
     }
+    if let Some(ino) = reg.inodes.get_mut(&inode) {
+        if let Some(key) = key {
+            ino.blocks.merge(key, learned);
+        }
+        // INVARIANT: `longest` covers the new slot.
+        ino.longest = ino.longest.max(span(pages));
+        ino.slots.insert(node.into_node(loc.slot, slot));
+    }
+    // The inode has the new slot now: removing the others cannot remove it.
+    let replaced = older.and_then(|l| reg.remove(l));
+    let evicted = reg.unclaimed.oldest_if_full().and_then(|l| reg.remove(l));
+    // INVARIANT: the new slot is unclaimed; there is room after the
+    // eviction above.
+    reg.unclaimed.push(loc);
+    drop(guard);
+    drop(replaced);
     drop(evicted);
     drop(discarded);
+    drop(spare);
     ffi::reap_schedule(UNCLAIMED_TTL_NS / 1_000_000);
     Ok(())
+}
+
+/// Removes, in batches, the slots of `scope` that `take` selects, and drops
+/// them after unlocking. `take` is only asked while the batch has room, so
+/// each `true` removes its slot. Allocates nothing but the list the
+/// removed slots wait in for the unlock (a slot that does not fit is dropped
+/// under the lock: its drop does not sleep). Returns how many were removed.
+fn drain_with(scope: Scope, mut take: impl FnMut(&Slot) -> bool) -> usize {
+    const BATCH: usize = 16;
+    let mut n = 0;
+    loop {
+        let mut batch = [None::<Loc>; BATCH];
+        let mut len = 0;
+        let mut gone = KVec::new();
+        {
+            let mut guard = registry().lock();
+            let reg = guard.get_or_insert_with(Registry::new);
+            reg.for_each(scope, |loc, s| {
+                if len < BATCH && take(&*s) {
+                    if let Some(b) = batch.get_mut(len) {
+                        *b = Some(loc);
+                        len += 1;
+                    }
+                }
+            });
+            for loc in batch.iter().flatten() {
+                if let Some(s) = reg.remove(*loc) {
+                    let _ = gone.push(s, GFP_ATOMIC);
+                }
+            }
+        }
+        drop(gone);
+        n += len;
+        if len < BATCH {
+            return n;
+        }
+    }
 }
 
 /// Called by p2pmap_lease.c from the lease worker: [`reap_unclaimed`] now.
 #[no_mangle]
 extern "C" fn p2pmap_rust_reap_unclaimed() -> c_ulong {
     reap_unclaimed(ffi::now_ns()) as c_ulong
+}
+
+/// Removes the unclaimed slots that `take` selects, oldest first, and drops
+/// them after unlocking. Returns how many.
+fn drain_unclaimed(mut take: impl FnMut(&Slot) -> bool) -> usize {
+    let mut gone: [Option<Slot>; MAX_UNCLAIMED] = [const { None }; MAX_UNCLAIMED];
+    let mut n = 0;
+    with_registry(|reg| {
+        let locs = reg.unclaimed.locs;
+        for loc in locs.iter().flatten() {
+            let pick = reg.slot_mut(*loc).is_some_and(|s| take(&*s));
+            if pick {
+                if let Some(g) = gone.get_mut(n) {
+                    *g = reg.remove(*loc);
+                    n += 1;
+                }
+            }
+        }
+    });
+    drop(gone);
+    n
 }
 
 /// The lease worker's reaper: frees the unclaimed slots published more than
@@ -514,10 +994,7 @@ extern "C" fn p2pmap_rust_reap_unclaimed() -> c_ulong {
 /// there is none.
 pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
     let mut next_ns = u64::MAX;
-    let n = drain_with(|s| {
-        if !s.unclaimed() {
-            return false;
-        }
+    let n = drain_unclaimed(|s| {
         let expires = s.published_ns.saturating_add(UNCLAIMED_TTL_NS);
         if expires <= now_ns {
             return true;
@@ -534,39 +1011,51 @@ pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
     }
 }
 
-/// `device_unmap`: drops the claim of `who` on the window whose bus range
-/// holds `first_pa` (the claim's first page); the last claim frees it. Returns `false` if no live
-/// window has that claim (a late or double unmap, or one for a window a
-/// device removal already freed): nothing is dropped then, so such a call
-/// can never free a window another mapping still uses, even where bus
-/// addresses were reused (NVMe rebind, module reload).
-pub(crate) fn release(first_pa: u64, who: Claimant) -> bool {
-    let mut freed = None;
+/// `device_unmap`: drops the claim of `who` on each window that holds a
+/// page of `pa` (the bus addresses the mapping was given); the last claim
+/// of a window frees it. Returns `false` if no live window has that claim
+/// (a late or double unmap, or one for a window a device removal already
+/// freed): nothing is dropped then, so such a call can never free a window
+/// another mapping still uses, even where bus addresses were reused (NVMe
+/// rebind, module reload).
+///
+/// Context: any, notifier context included; O(log n) per window.
+pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
+    let mut freed = KVec::new();
+    let mut dropped = false;
     {
-        let mut reg = registry().lock();
-        let mut found = None;
-        for (i, s) in reg.iter_mut().enumerate() {
-            if !s.holds_bus(first_pa) {
+        let mut guard = registry().lock();
+        let reg = guard.get_or_insert_with(Registry::new);
+        let mut rest = pa;
+        while let Some((&first, _)) = rest.split_first() {
+            let Some(loc) = reg.window_at_bus(first) else {
+                rest = rest.get(1..).unwrap_or(&[]);
                 continue;
-            }
-            if let State::Ready { claims, .. } = &mut s.state {
-                if let Some(k) = claims.iter().position(|c| *c == who) {
-                    // In bounds: `k` was just found.
-                    let _ = claims.remove(k);
-                    found = Some((i, claims.is_empty()));
+            };
+            let Some(s) = reg.slot_mut(loc) else { break };
+            // The mapping's next pages in this window are the same claim.
+            let n = rest.iter().take_while(|&&a| s.holds_bus(a)).count().max(1);
+            rest = rest.get(n..).unwrap_or(&[]);
+            let State::Ready { claims, .. } = &mut s.state else {
+                continue;
+            };
+            let Some(k) = claims.iter().position(|c| *c == who) else {
+                continue;
+            };
+            // In bounds: `k` was just found.
+            let _ = claims.remove(k);
+            dropped = true;
+            if claims.is_empty() {
+                if let Some(slot) = reg.remove(loc) {
+                    // On allocation failure the slot is dropped right here:
+                    // its drop does not sleep.
+                    let _ = freed.push(slot, GFP_ATOMIC);
                 }
-                // Windows never share a bus address: no other candidate.
-                break;
             }
-        }
-        match found {
-            None => return false,
-            Some((i, true)) => freed = reg.remove(i).ok(),
-            Some((_, false)) => {}
         }
     }
     drop(freed);
-    true
+    dropped
 }
 
 /// How long an unclaimed window is safe from CMB pressure: the caller of the
@@ -580,178 +1069,164 @@ const CLAIM_GRACE_NS: u64 = 1_000_000_000;
 /// oldest first. Referenced windows are left alone (revoking them needs the
 /// revocation path). Returns how many were freed.
 pub(crate) fn evict_unclaimed(now_ns: u64) -> usize {
-    drain_with(|s| {
+    drain_unclaimed(|s| {
         matches!(s.state, State::Ready { .. })
-            && s.unclaimed()
             && s.published_ns.saturating_add(CLAIM_GRACE_NS) <= now_ns
     })
 }
 
 /// Bytes of the CMB of function `dev` that p2pmap's windows hold.
 pub(crate) fn bytes_on_device(dev: DeviceKey) -> usize {
-    registry()
-        .lock()
-        .iter()
-        .filter(|s| s.on_device(dev))
-        .map(|s| s.pages * PAGE_SIZE)
-        .sum()
+    let mut bytes = 0;
+    with_registry(|reg| reg.for_each(Scope::Device(dev), |_, s| bytes += s.pages * PAGE_SIZE));
+    bytes
 }
 
-/// Marks the staged windows that `pick` selects as revoking, so that no new
-/// reference is handed out, and returns their files and byte ranges for
-/// revocation. `pick` runs under the registry lock, over the slots in
-/// registry order, and returns whether to revoke a slot.
-fn start_revoking_with(mut pick: impl FnMut(&Slot) -> bool) -> Result<KVec<Revoked>> {
+/// Marks the staged windows of a [`Scope::Range`] (or [`Scope::Inode`])
+/// revoking, so that no new claim is handed out, and returns how many there
+/// are, those already being revoked included: the caller invalidates the
+/// range itself, which reaches every importer of those windows (an
+/// importer's notifier covers its whole window). Allocates nothing: it runs
+/// at write faults on shared mappings of leased files. Other scopes mark
+/// nothing: use [`start_revoking`].
+pub(crate) fn mark_revoking(scope: Scope) -> usize {
+    if !matches!(scope, Scope::Range { .. } | Scope::Inode(_)) {
+        return 0;
+    }
+    let mut n = 0;
+    with_registry(|reg| {
+        reg.for_each(scope, |_, s| {
+            if s.mark_revoking() {
+                n += 1;
+            }
+        })
+    });
+    n
+}
+
+/// Marks the staged windows of `scope` revoking, so that no new claim is
+/// handed out, and returns their files and byte ranges for invalidation.
+/// For [`Scope::Device`] the function is marked as being removed first:
+/// windows staged concurrently are discarded when they are published, and
+/// no new one is staged there.
+///
+/// Context: process; allocates (outside the lock).
+pub(crate) fn start_revoking(scope: Scope) -> Result<KVec<Revoked>> {
+    let mut cutoff = u64::MAX;
+    match scope {
+        Scope::Device(dev) => {
+            if mark_removing(dev).is_err() {
+                // Out of memory: the revocation and the drain still run, but
+                // a slow path racing with them is not kept out of this CMB.
+                pr_warn!("could not mark a CMB being removed (out of memory)\n");
+            }
+        }
+        // The oldest `last_use` such that the live windows at or before it
+        // add up to `bytes`; found under the lock, then used as the cut-off.
+        Scope::LeastRecent { bytes, .. } => cutoff = lru_cutoff(scope, bytes)?,
+        _ => {}
+    }
     // Allocate outside the lock (a revocation must not fail for lack of
     // atomic memory); retry if windows were added meanwhile.
     loop {
-        let n = registry().lock().len();
+        let mut n = 0;
+        with_registry(|reg| reg.for_each(scope, |_, _| n += 1));
         let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut reg = registry().lock();
-        if reg.len() > n {
-            continue;
-        }
-        for s in reg.iter_mut() {
-            if pick(s) {
-                if let Some(r) = s.revoke() {
+        let mut more = false;
+        with_registry(|reg| {
+            reg.for_each(scope, |loc, s| {
+                let pick = !matches!(scope, Scope::LeastRecent { .. })
+                    || (s.live() && s.last_use <= cutoff);
+                if !pick {
+                    return;
+                }
+                if v.len() == v.capacity() {
+                    more = true;
+                } else if let Some(r) = s.revoke(loc.inode) {
                     // Within capacity: cannot fail.
-                    v.push(r, GFP_ATOMIC)?;
+                    let _ = v.push(r, GFP_ATOMIC);
                 }
-            }
+            })
+        });
+        if !more {
+            return Ok(v);
         }
-        return Ok(v);
+        // Windows were added meanwhile; those listed stay marked, and are
+        // listed again.
     }
 }
 
-/// Every staged window (of `inode` only, if given): see
-/// [`start_revoking_with`].
-pub(crate) fn start_revoking(inode: Option<InodeKey>) -> Result<KVec<Revoked>> {
-    start_revoking_with(|s| inode.is_none_or(|i| i == s.inode))
-}
-
-/// Marks every staged window of `inode` that covers a byte of `[start,
-/// end)` revoking (no new reference is handed out) and returns how many
-/// there are, those already being revoked included: the caller invalidates
-/// `[start, end)` itself, which reaches every importer of those windows
-/// (an importer's notifier covers its whole window). Allocates nothing: it
-/// runs at every write fault on a shared mapping of a file that offers
-/// `device_map`.
-pub(crate) fn mark_revoking_range(inode: InodeKey, start: i64, end: i64) -> usize {
+/// The `last_use` cut-off of a [`Scope::LeastRecent`] revocation.
+fn lru_cutoff(scope: Scope, bytes: usize) -> Result<u64> {
     let mut n = 0;
-    for s in registry().lock().iter_mut() {
-        if s.overlaps(inode, start, end) && s.mark_revoking() {
-            n += 1;
-        }
-    }
-    n
-}
-
-/// After revoking windows of `inode`: drops those that no importer maps
-/// (staged for a caller that has not claimed them yet); the others go with
-/// their last `device_unmap`.
-pub(crate) fn drain_revoked(inode: InodeKey) -> usize {
-    drain_with(|s| s.inode == inode && s.revoking() && s.unclaimed())
-}
-
-/// Every window in the CMB of function `dev` (it is going away). The
-/// function is marked first: windows staged concurrently are discarded when
-/// they are published, and no new one is staged there.
-pub(crate) fn start_revoking_device(dev: DeviceKey) -> Result<KVec<Revoked>> {
-    if mark_removing(dev).is_err() {
-        // Out of memory: the revocation and the drain still run, but a slow
-        // path racing with them is not kept out of this CMB.
-        pr_warn!("could not mark a CMB being removed (out of memory)\n");
-    }
-    start_revoking_with(|s| s.on_device(dev))
-}
-
-/// CMB pressure: the least recently claimed windows that importers still map
-/// in the CMB of `dev`, at least `bytes` of them (or all there are).
-pub(crate) fn start_revoking_lru(dev: DeviceKey, bytes: usize) -> Result<KVec<Revoked>> {
-    // The oldest `last_use` such that the live windows at or before it add
-    // up to `bytes`; found under the lock, then used as the cut-off.
-    let cutoff = {
-        let reg = registry().lock();
-        let mut cands = KVec::with_capacity(reg.len(), GFP_ATOMIC)?;
-        for s in reg.iter().filter(|s| s.live() && s.on_device(dev)) {
-            cands.push((s.last_use, s.pages * PAGE_SIZE), GFP_ATOMIC)?;
-        }
-        drop(reg);
-        cands.sort_unstable_by_key(|c| c.0);
-        let mut sum = 0usize;
-        let mut cut = 0u64;
-        for (used, size) in cands.iter() {
-            cut = *used;
-            sum += size;
-            if sum >= bytes {
-                break;
+    with_registry(|reg| reg.for_each(scope, |_, _| n += 1));
+    let mut cands = KVec::with_capacity(n, GFP_KERNEL)?;
+    with_registry(|reg| {
+        reg.for_each(scope, |_, s| {
+            if s.live() && cands.len() < cands.capacity() {
+                // Within capacity: cannot fail.
+                let _ = cands.push((s.last_use, s.pages * PAGE_SIZE), GFP_ATOMIC);
             }
-        }
-        cut
-    };
-    start_revoking_with(|s| s.live() && s.on_device(dev) && s.last_use <= cutoff)
-}
-
-/// After revocation: drops the slots of `inode` that no importer maps any
-/// more (the others go with their last `device_unmap`), or, with `None`
-/// (module exit, provider already unregistered, importers invalidated),
-/// every slot.
-pub(crate) fn drain(inode: Option<InodeKey>) -> usize {
-    drain_with(|s| match inode {
-        None => true,
-        Some(ino) => ino == s.inode && s.unclaimed(),
-    })
-}
-
-/// After revoking the windows of function `dev`: drops every one of them,
-/// referenced or not (its CMB is about to go away; an importer that did not
-/// unmap from its notifier finds nothing to release later). Returns how
-/// many were still referenced.
-pub(crate) fn drain_device(dev: DeviceKey) -> usize {
-    let mut referenced = 0;
-    drain_with(|s| {
-        let take = s.on_device(dev);
-        if take && !s.unclaimed() {
-            referenced += 1;
-        }
-        take
+        })
     });
-    referenced
-}
-
-/// Whether an importer still references a window in the CMB of `dev`.
-pub(crate) fn referenced_on_device(dev: DeviceKey) -> bool {
-    registry()
-        .lock()
-        .iter()
-        .any(|s| s.on_device(dev) && !s.unclaimed())
-}
-
-/// Removes the slots `take` selects and drops them after unlocking. Returns
-/// how many were removed.
-fn drain_with(mut take: impl FnMut(&Slot) -> bool) -> usize {
-    let mut gone = KVec::new();
-    let mut n = 0;
-    {
-        let mut reg = registry().lock();
-        let mut i = 0;
-        while i < reg.len() {
-            if take(&reg[i]) {
-                match reg.remove(i) {
-                    Ok(slot) => {
-                        n += 1;
-                        // On allocation failure the slot is dropped right
-                        // here: its drop does not sleep (lease put and
-                        // p2pmem free are atomic-safe).
-                        let _ = gone.push(slot, GFP_ATOMIC);
-                    }
-                    Err(_) => break,
-                }
-            } else {
-                i += 1;
-            }
+    cands.sort_unstable_by_key(|c| c.0);
+    let mut sum = 0usize;
+    let mut cut = 0u64;
+    for (used, size) in cands.iter() {
+        cut = *used;
+        sum += size;
+        if sum >= bytes {
+            break;
         }
     }
-    drop(gone);
-    n
+    Ok(cut)
+}
+
+/// After a revocation of `scope`: frees what no importer maps any more
+/// (the others go with their last `device_unmap`):
+/// - for a [`Scope::Range`], the windows of the range being revoked that
+///   nobody claimed;
+/// - for a [`Scope::Inode`] (lease broken), every unclaimed slot of the
+///   inode, refusals too (a retry takes a new lease);
+/// - for a [`Scope::Device`], every window in the CMB, claimed or not (it
+///   is about to go away; an importer that did not unmap from its notifier
+///   finds nothing to release later); returns how many were still claimed;
+/// - for [`Scope::All`] (module exit, provider unregistered, importers
+///   invalidated), everything;
+/// - for a [`Scope::LeastRecent`], nothing.
+///
+/// Returns how many slots were freed, except for [`Scope::Device`].
+pub(crate) fn drain(scope: Scope) -> usize {
+    match scope {
+        Scope::Range { .. } => drain_with(scope, |s| s.revoking() && s.unclaimed()),
+        Scope::Inode(_) => drain_with(scope, |s| s.unclaimed()),
+        Scope::Device(_) => {
+            let mut claimed = 0;
+            drain_with(scope, |s| {
+                if !s.unclaimed() {
+                    claimed += 1;
+                }
+                true
+            });
+            claimed
+        }
+        Scope::All => {
+            // All at once, freed outside the lock: an empty registry
+            // replaces the whole one.
+            let all = registry().lock().take();
+            let n = all.as_ref().map_or(0, |r| {
+                r.inodes.values().map(|i| i.slots.iter().count()).sum()
+            });
+            drop(all);
+            n
+        }
+        Scope::LeastRecent { .. } => 0,
+    }
+}
+
+/// Whether an importer still claims a window in the CMB of `dev`.
+pub(crate) fn claimed_on_device(dev: DeviceKey) -> bool {
+    let mut claimed = false;
+    with_registry(|reg| reg.for_each(Scope::Device(dev), |_, s| claimed |= !s.unclaimed()));
+    claimed
 }

@@ -4,6 +4,7 @@
 //! the module and in the host `cargo test` crate (`tests/host`).
 
 pub mod changes;
+pub mod cover;
 pub mod errno;
 pub mod extents;
 pub mod reason;

@@ -1047,6 +1047,53 @@ TEST_F(importer, a_window_serves_the_ranges_it_holds)
 	EXPECT_EQ(live, p2pmap_stat("windows_live"));
 }
 
+/*
+ * A range that straddles two staged windows is served from both, without a
+ * slow path and without staging a third window; its unmap gives back its
+ * claim on each of them, and no other mapping's.
+ */
+TEST_F(importer, two_windows_serve_a_range_that_straddles_them)
+{
+	struct p2pmap_map a = map_req(self->map, 4 * 4096, P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_map b = map_req((char *)self->map + 4 * 4096, 4 * 4096,
+				      P2PMAP_MAP_NO_FALLBACK);
+	struct p2pmap_map mid = map_req((char *)self->map + 2 * 4096, 4 * 4096,
+					P2PMAP_MAP_NO_FALLBACK);
+	uint64_t live = p2pmap_stat("windows_live");
+	uint64_t unmatched = p2pmap_stat("unmaps_unmatched");
+	uint64_t staged, retries;
+	unsigned char x;
+
+	ASSERT_LE(8 * 4096, self->size);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &a));
+	ASSERT_EQ(P2PMAP_PATH_P2P, a.path);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &b));
+	ASSERT_EQ(P2PMAP_PATH_P2P, b.path);
+	ASSERT_EQ(live + 2, p2pmap_stat("windows_live"));
+	staged = p2pmap_stat("windows_staged");
+	retries = p2pmap_stat("lock_drop_retries");
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &mid));
+	ASSERT_EQ(P2PMAP_PATH_P2P, mid.path);
+	EXPECT_EQ(staged, p2pmap_stat("windows_staged"));
+	EXPECT_EQ(retries, p2pmap_stat("lock_drop_retries"));
+	EXPECT_EQ(live + 2, p2pmap_stat("windows_live"));
+	/* file pages 3 (window a) and 4 (window b), across the seam */
+	EXPECT_EQ(0, importer_read(self->dev, mid.handle, 2 * 4096 - 1, 1, &x));
+	EXPECT_EQ(pattern_byte(4 * 4096 - 1, 7), x);
+	EXPECT_EQ(0, importer_read(self->dev, mid.handle, 2 * 4096, 1, &x));
+	EXPECT_EQ(pattern_byte(4 * 4096, 7), x);
+	/* a's and b's own mappings go first: both windows stay for mid */
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &a.handle));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &b.handle));
+	EXPECT_EQ(live + 2, p2pmap_stat("windows_live"));
+	EXPECT_EQ(0, importer_read(self->dev, mid.handle, 3 * 4096 + 1, 1, &x));
+	EXPECT_EQ(pattern_byte(5 * 4096 + 1, 7), x);
+	/* mid's unmap frees both */
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &mid.handle));
+	EXPECT_EQ(live, p2pmap_stat("windows_live"));
+	EXPECT_EQ(unmatched, p2pmap_stat("unmaps_unmatched"));
+}
+
 /* truncate unmaps the file range from every mm: the importer sees it. */
 TEST_F(importer, truncate_revokes_then_remap_reads_new_contents)
 {
