@@ -27,9 +27,10 @@
 //! window nobody claims (its slow path's caller never retried) expires
 //! after [`UNCLAIMED_TTL_NS`]; the lease worker reaps it.
 //!
-//! Nothing under the lock sleeps or allocates, except a claim list growing
-//! (`GFP_ATOMIC`); tree nodes are reserved before the lock is taken, and
-//! removed slots are dropped after it is released. Lock order: the
+//! Nothing under the lock sleeps. It allocates only with `GFP_ATOMIC`: a
+//! claim list growing (failure refuses the claim) and the lists removed
+//! slots wait in for the unlock (failure drops the slot there: its drop
+//! does not sleep). Tree nodes are reserved before the lock is taken. Lock order: the
 //! registry, then the history of changes ([`CHANGES`]).
 
 use kernel::{
@@ -707,8 +708,9 @@ impl Slot {
         else {
             return None;
         };
-        if lease.broken() {
-            return Some(Reason::LeaseBroken);
+        // The retry finds the function going away and is refused.
+        if device_removing(buf.device_key()) {
+            return Some(Reason::NoP2pProvider);
         }
         // Only a change of the window's own range counts.
         let end = self.start.saturating_add(span(self.pages));
@@ -717,8 +719,7 @@ impl Slot {
             Some(ChangeKind::Layout | ChangeKind::Unknown) => return Some(Reason::LeaseBroken),
             None => {}
         }
-        // The retry finds the function going away and is refused.
-        device_removing(buf.device_key()).then_some(Reason::NoP2pProvider)
+        lease.broken().then_some(Reason::LeaseBroken)
     }
 }
 
@@ -897,16 +898,27 @@ pub(crate) fn publish(
         inode,
         slot: (start, seq),
     };
-    if let State::Ready { buf, .. } = &slot.state {
-        reg.by_bus.insert(bus_node.into_node(buf.bus(), loc));
+    let bus = match &slot.state {
+        State::Ready { buf, .. } => Some(buf.bus()),
+        State::Refused(_) => None,
+    };
+    // Ensured above, under this lock: the inode is there.
+    let Some(ino) = reg.inodes.get_mut(&inode) else {
+        return Err(ENOENT);
+    };
+    if let Some(key) = key {
+        ino.blocks.merge(key, learned);
     }
-    if let Some(ino) = reg.inodes.get_mut(&inode) {
-        if let Some(key) = key {
-            ino.blocks.merge(key, learned);
-        }
-        // INVARIANT: `longest` covers the new slot.
-        ino.longest = ino.longest.max(span(pages));
-        ino.slots.insert(node.into_node(loc.slot, slot));
+    // INVARIANT: `longest` covers the new slot, which the indexes name
+    // once it is in the inode's tree.
+    ino.longest = ino.longest.max(span(pages));
+    ino.slots.insert(node.into_node(loc.slot, slot));
+    // Bus addresses of live windows are unique within one PCI domain
+    // (pci_alloc_p2pmem()); two CMBs behind different host bridges could
+    // overlap, which this index would not tell apart.
+    let clash = bus.and_then(|b| reg.by_bus.insert(bus_node.into_node(b, loc)));
+    if clash.is_some() {
+        pr_warn!("two windows share a bus address; the older is not found by device_unmap\n");
     }
     // The inode has the new slot now: removing the others cannot remove it.
     let replaced = older.and_then(|l| reg.remove(l));
@@ -1085,8 +1097,10 @@ pub(crate) fn bytes_on_device(dev: DeviceKey) -> usize {
 /// Marks the staged windows of a [`Scope::Range`] (or [`Scope::Inode`])
 /// revoking, so that no new claim is handed out, and returns how many there
 /// are, those already being revoked included: the caller invalidates the
-/// range itself, which reaches every importer of those windows (an
-/// importer's notifier covers its whole window). Allocates nothing: it runs
+/// range itself, which reaches every importer that maps a byte of it (an
+/// importer's notifier covers its mapping); importers of other parts of
+/// those windows read bytes that did not change, and the windows go with
+/// their last claim. Allocates nothing: it runs
 /// at write faults on shared mappings of leased files. Other scopes mark
 /// nothing: use [`start_revoking`].
 pub(crate) fn mark_revoking(scope: Scope) -> usize {
@@ -1126,33 +1140,36 @@ pub(crate) fn start_revoking(scope: Scope) -> Result<KVec<Revoked>> {
         Scope::LeastRecent { bytes, .. } => cutoff = lru_cutoff(scope, bytes)?,
         _ => {}
     }
+    let pick = |s: &Slot| {
+        matches!(s.state, State::Ready { .. })
+            && (!matches!(scope, Scope::LeastRecent { .. }) || (s.live() && s.last_use <= cutoff))
+    };
     // Allocate outside the lock (a revocation must not fail for lack of
-    // atomic memory); retry if windows were added meanwhile.
+    // atomic memory); if windows were added meanwhile, count again before
+    // marking anything.
     loop {
         let mut n = 0;
-        with_registry(|reg| reg.for_each(scope, |_, _| n += 1));
+        with_registry(|reg| reg.for_each(scope, |_, s| n += usize::from(pick(s))));
         let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut more = false;
-        with_registry(|reg| {
+        let listed = with_registry(|reg| {
+            let mut now = 0;
+            reg.for_each(scope, |_, s| now += usize::from(pick(s)));
+            if now > v.capacity() {
+                return false;
+            }
             reg.for_each(scope, |loc, s| {
-                let pick = !matches!(scope, Scope::LeastRecent { .. })
-                    || (s.live() && s.last_use <= cutoff);
-                if !pick {
-                    return;
+                if pick(s) {
+                    if let Some(r) = s.revoke(loc.inode) {
+                        // Within capacity (counted above): cannot fail.
+                        let _ = v.push(r, GFP_ATOMIC);
+                    }
                 }
-                if v.len() == v.capacity() {
-                    more = true;
-                } else if let Some(r) = s.revoke(loc.inode) {
-                    // Within capacity: cannot fail.
-                    let _ = v.push(r, GFP_ATOMIC);
-                }
-            })
+            });
+            true
         });
-        if !more {
+        if listed {
             return Ok(v);
         }
-        // Windows were added meanwhile; those listed stay marked, and are
-        // listed again.
     }
 }
 
