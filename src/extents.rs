@@ -35,9 +35,9 @@
 use kernel::prelude::*;
 
 use crate::{
+    changes::{self, ChangeMark},
     ffi::{Extent, InodeKey, LeaseRef},
     logic::extents::{self, Insert, Ranged},
-    windows::{self, ChangeMark},
 };
 
 /// Extents kept per file; a file with more starts over. The list is
@@ -82,12 +82,12 @@ impl Key {
 
     /// Whether extents read under this key still hold now: same lease
     /// generation as `now`'s, no change of the inode since the mark. If so,
-    /// the mark moves to now (see [`windows::unchanged_since`]).
+    /// the mark moves to now (see [`changes::unchanged_since`]).
     fn revalidate(&mut self, now: &Key) -> bool {
         if self.generation != now.generation || self.inode != now.inode {
             return false;
         }
-        match windows::unchanged_since(self.mark, self.inode) {
+        match changes::unchanged_since(self.mark, self.inode) {
             Some(mark) => {
                 self.mark = mark;
                 true

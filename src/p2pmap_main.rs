@@ -9,6 +9,7 @@
 
 use kernel::prelude::*;
 
+mod changes;
 mod extents;
 mod ffi;
 // Shared with the host test crate (tests/host), where these items are the
@@ -42,6 +43,7 @@ impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
         windows::init();
+        changes::init();
         ffi::lease_init()?;
         let registered = (|| {
             let debugfs = stats::Debugfs::new()?;

@@ -19,7 +19,7 @@ use kernel::{
 };
 
 use crate::{
-    extents,
+    changes, extents,
     ffi::{
         self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, Nvme, Provider,
         SlowPath, UnmapCall, ValidMapCall,
@@ -50,7 +50,7 @@ impl Provider for P2pProvider {
         // Before the page-cache check: a CPU store into the range that
         // starts after it (mkwrite) is recorded after this mark, and what
         // this call stages is then thrown away instead of published.
-        let mark = windows::change_mark();
+        let mark = changes::change_mark();
         let staged = windows::is_staged(inode, start, call.pa().len());
         let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
         let who = call.claimant();
@@ -135,7 +135,7 @@ impl Provider for P2pProvider {
         }
         let inode = ffi::inode_key(file);
         let end = pos.saturating_add(len as i64);
-        windows::note_change(inode, pos, end, ChangeKind::CpuWrite);
+        changes::note_change(inode, pos, end, ChangeKind::CpuWrite);
         let scope = Scope::Range {
             inode,
             start: pos,
@@ -160,7 +160,7 @@ impl Provider for P2pProvider {
         // its inode, yet stays on the inode until the worker released it.
         let passed = inode.pass_lease_for_current();
         let key = inode.key();
-        windows::note_change(key, start, end, ChangeKind::Layout);
+        changes::note_change(key, start, end, ChangeKind::Layout);
         let scope = Scope::Range {
             inode: key,
             start,

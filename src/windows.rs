@@ -31,7 +31,7 @@
 //! claim list growing (failure refuses the claim) and the lists removed
 //! slots wait in for the unlock (failure drops the slot there: its drop
 //! does not sleep). Tree nodes are reserved before the lock is taken. Lock order: the
-//! registry, then the history of changes ([`CHANGES`]).
+//! registry, then the history of changes ([`crate::changes`]).
 
 use kernel::{
     ffi::c_ulong,
@@ -50,10 +50,11 @@ use kernel::{
 };
 
 use crate::{
+    changes::{changed_since, ChangeMark},
     extents::{self, BlockMap},
     ffi::{self, Claimant, CmbBuf, DeviceKey, Extent, InodeKey, LeaseRef},
     logic::{
-        changes::{ChangeKind, Changes, Mark},
+        changes::ChangeKind,
         cover::{self, Piece},
         reason::Reason,
         revoke,
@@ -73,22 +74,15 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<DeviceKey>> = KVec::new();
 }
 
-kernel::sync::global_lock! {
-    // SAFETY: initialized by `init()` in module init, before the provider
-    // (its only user) is registered.
-    unsafe(uninit) static CHANGES: SpinLock<Changes> = Changes::new();
-}
-
-/// Initializes the registry lock, the lock of the list of PCI functions
-/// being removed and that of the history of changes. Call once, at module
-/// init, before anything else of this file.
+/// Initializes the registry lock and the lock of the list of PCI functions
+/// being removed. Call once, at module init, before anything else of this
+/// file.
 pub(crate) fn init() {
-    // SAFETY: called once from module init, before any use of `WINDOWS`,
-    // `REMOVING` or `CHANGES`.
+    // SAFETY: called once from module init, before any use of `WINDOWS` or
+    // `REMOVING`.
     unsafe {
         WINDOWS.init();
         REMOVING.init();
-        CHANGES.init();
     }
 }
 
@@ -165,10 +159,6 @@ const MAX_UNCLAIMED: usize = 8;
 
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
-
-/// When a window's or a cached block map's range was read: a point in the
-/// history of announced changes ([`CHANGES`]).
-pub(crate) type ChangeMark = Mark;
 
 fn tick() -> u64 {
     USE_CLOCK.add(1, Relaxed);
@@ -489,39 +479,6 @@ pub(crate) enum Scope {
     LeastRecent { dev: DeviceKey, bytes: usize },
     /// Every window.
     All,
-}
-
-/// Now, in the history of announced changes: sample it before checking the
-/// page cache of a range to stage, hand it to [`Slot::ready`].
-pub(crate) fn change_mark() -> ChangeMark {
-    CHANGES.lock().mark()
-}
-
-/// The first announced change to `[start, end)` of `inode` since `mark`.
-fn changed_since(mark: ChangeMark, inode: InodeKey, start: i64, end: i64) -> Option<ChangeKind> {
-    CHANGES.lock().since(mark, inode.raw(), start, end)
-}
-
-/// Whether `inode` is unchanged since `mark` (no change announced to any of
-/// its ranges); if so, the mark of now, which stands for `mark` from here on
-/// and keeps a long-lived reader (the extent cache) inside the history.
-pub(crate) fn unchanged_since(mark: ChangeMark, inode: InodeKey) -> Option<ChangeMark> {
-    let changes = CHANGES.lock();
-    match changes.since(mark, inode.raw(), 0, i64::MAX) {
-        None => Some(changes.mark()),
-        Some(_) => None,
-    }
-}
-
-/// `[start, end)` of `inode` is about to become writable through a shared
-/// mapping (`kind` [`ChangeKind::CpuWrite`]), or XFS is about to change it
-/// having revoked it itself ([`ChangeKind::Layout`]: its break passes
-/// p2pmap's lease by, which a window being staged can then not see
-/// broken). Call before [`mark_revoking`]: a window being staged meanwhile
-/// is then either seen by the revocation or thrown away when published (the
-/// registry lock orders the two).
-pub(crate) fn note_change(inode: InodeKey, start: i64, end: i64, kind: ChangeKind) {
-    CHANGES.lock().record(inode.raw(), start, end, kind);
 }
 
 /// Whether function `dev` is being unbound (see [`removing`]): refuse
