@@ -15,6 +15,7 @@ struct inode;
 struct mm_struct;
 struct page;
 struct pci_dev;
+struct task_struct;
 struct vm_area_struct;
 
 struct iomap;
@@ -89,27 +90,20 @@ bool p2pmap_file_drop_clean_cache(struct file *file, loff_t start, loff_t end);
 unsigned long p2pmap_layout(int item);
 
 /*
- * Layout leases (p2pmap_lease.c): one FL_LAYOUT lease per inode with CMB
- * windows. p2pmap_lease_get() takes a reference (sleeps; -EBUSY while a
- * break is pending), p2pmap_lease_put() drops it (any context; the last
- * one releases the lease from a work item).
+ * Layout leases (p2pmap_lease.c): the FL_LAYOUT lease p2pmap holds on an
+ * inode with CMB windows. Its state (holders, broken, the tasks that pass
+ * it by) is Rust's, in the inode's state in the registry; C keeps what
+ * must be C: the file_lease and its lm_ops, kernel_setlease(), the worker.
+ * C names the state by the inode and the lease's generation.
+ *
+ * p2pmap_lease_take() takes a lease on @file's inode, tagged @gen (sleeps;
+ * ERR_PTR: -EAGAIN while a breaker waits for the inode's leases, or the
+ * error of kernel_setlease()). p2pmap_lease_release() gives it back from
+ * the worker (any context; @break_ns: when it was broken, 0 if never).
  */
-int p2pmap_lease_get(struct file *file);
-bool p2pmap_lease_broken(struct file *file);
-/*
- * The generation of the inode's unbroken p2pmap lease, 0 if there is none.
- * While it stays the same the lease was neither broken nor released and
- * taken again, so the filesystem changed no block map of the inode without
- * announcing it to p2pmap first (filemap_device_break_begin(), which
- * p2pmap counts as a layout change).
- */
-u64 p2pmap_lease_gen(struct file *file);
-/*
- * p2pmap has a lease on the file's inode, broken or not: every window of
- * the inode, and every slow path staging one, holds a reference on it.
- */
-bool p2pmap_lease_held(struct file *file);
-void p2pmap_lease_put(struct file *file);
+struct p2pmap_lease;
+struct p2pmap_lease *p2pmap_lease_take(struct file *file, u64 gen);
+void p2pmap_lease_release(struct p2pmap_lease *lease, u64 break_ns);
 int p2pmap_lease_init(void);
 void p2pmap_lease_exit(void);
 /*
@@ -123,18 +117,17 @@ void p2pmap_reap_schedule(unsigned long delay_ms);
  */
 unsigned long p2pmap_rust_reap_unclaimed(void);
 /*
- * Around a layout break by the current task that revoked its range itself
- * (filemap_device_break_begin()): while recorded (0), the task's break
- * passes p2pmap's lease by. -ENOENT: p2pmap holds no lease of @inode;
- * -EBUSY: it is broken already, or too many tasks break the inode at once,
- * and is broken as before.
+ * Implemented in Rust, called under the inode's flc_lock (must not sleep).
+ * lm_break of lease @gen of @inode: true the first time, when C queues
+ * p2pmap_rust_lease_broken() on the worker. lm_breaker_owns_lease: whether
+ * @task's break passes the lease by (it revoked what it changes itself).
  */
-int p2pmap_lease_break_begin(struct inode *inode);
-void p2pmap_lease_break_end(struct inode *inode);
-/* Module exit: from now on every break breaks p2pmap's leases. */
-void p2pmap_lease_stop_passing(void);
-/* Implemented in Rust: revoke every window of @inode (a key only). */
-void p2pmap_rust_lease_broken(struct inode *inode, u64 break_ns);
+bool p2pmap_rust_lease_break(struct inode *inode, u64 gen);
+bool p2pmap_rust_lease_passes(struct inode *inode, u64 gen,
+			      struct task_struct *task);
+/* Implemented in Rust, on the worker: revoke every window of @inode. */
+void p2pmap_rust_lease_broken(struct inode *inode, u64 gen);
+/* Implemented in Rust, on the worker, before a broken lease is released. */
 void p2pmap_rust_lease_released(u64 break_ns);
 
 /* PCI_P2PDMA_MAP_BUS_ADDR between @provider and @client: pci_p2pdma_map_type(). */

@@ -14,9 +14,11 @@
 //!
 //! A cached block map is valid while all of these hold, which [`Key`]
 //! captures:
-//! - the inode's lease has the generation it had when the extents were
-//!   read ([`LeaseRef::generation`]): not broken, not released and taken
-//!   again (without a lease nothing tells p2pmap of a change);
+//! - the inode's lease is the one under which the extents were read (its
+//!   generation, [`crate::windows::LeaseRef::generation`]) and is not
+//!   broken: not released and taken again (without a lease nothing tells
+//!   p2pmap of a change). The registry checks that under its lock, where
+//!   the lease's state is;
 //! - no layout change of the inode was announced since they were read: XFS
 //!   announces every change of data or block map under a lease
 //!   (`write()`, truncate, fallocate, scrub:
@@ -36,7 +38,7 @@ use kernel::prelude::*;
 
 use crate::{
     changes::{self, ChangeMark},
-    ffi::{Extent, InodeKey, LeaseRef},
+    ffi::{Extent, InodeKey},
     logic::extents::{self, Insert, Ranged},
 };
 
@@ -64,15 +66,21 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    /// The key for staging `inode` under `lease` now. `mark` was sampled
-    /// when the request began, before its page-cache check: extents read
-    /// after a change recorded since are never cached.
-    pub(crate) fn new(inode: InodeKey, lease: &LeaseRef, mark: ChangeMark) -> Self {
+    /// The key for staging `inode` under its lease `generation` now
+    /// (0: broken already). `mark` was sampled when the request began,
+    /// before its page-cache check: extents read after a change recorded
+    /// since are never cached.
+    pub(crate) fn new(inode: InodeKey, generation: u64, mark: ChangeMark) -> Self {
         Key {
             inode,
-            generation: lease.generation(),
+            generation,
             mark,
         }
+    }
+
+    /// The generation of the lease the key is for.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The inode the key is for.

@@ -14,7 +14,10 @@ use core::{
 use kernel::{
     bindings,
     device::Device,
-    error::to_result,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     ffi::{c_int, c_uint, c_ulong},
     fs::File,
     mm::virt::{self, VmaRef},
@@ -310,16 +313,9 @@ impl SlowPath {
         LockDropped(())
     }
 
-    /// Takes a reference on the inode's layout lease (taking the lease if
-    /// p2pmap holds none): the filesystem breaks it before it changes the
-    /// inode's block map. Fails while a break is pending.
-    pub(crate) fn take_lease(&self) -> Result<LeaseRef> {
-        // SAFETY: we hold a reference on the file; no lock held (sleeps).
-        to_result(unsafe { ext::p2pmap_lease_get(self.file.as_ptr()) })?;
-        // INVARIANT: one lease reference taken above.
-        Ok(LeaseRef {
-            file: self.file.clone(),
-        })
+    /// The mapped file (the slow path holds a reference).
+    pub(crate) fn file(&self) -> &ARef<File> {
+        &self.file
     }
 
     /// Waits for the direct I/O in flight on the inode: a direct write
@@ -374,41 +370,55 @@ impl SlowPath {
     }
 }
 
-/// A reference on the layout lease p2pmap holds on a file's inode.
+/// The layout lease p2pmap holds on an inode, as C keeps it: the
+/// `file_lease` on the inode, its `lm_ops` and the worker that releases it
+/// (`bindings/p2pmap_lease.c`). Its state is Rust's (`crate::windows`),
+/// named by C through the inode and the generation it was taken with.
 ///
 /// # Invariants
 ///
-/// Holds one `p2pmap_lease_get()` reference, dropped with
-/// `p2pmap_lease_put()` (allowed in any context).
-pub(crate) struct LeaseRef {
-    file: ARef<File>,
+/// `ptr` is a lease `p2pmap_lease_take()` returned and nobody released;
+/// this value owns it and releases it when dropped.
+pub(crate) struct LeaseHandle {
+    ptr: NonNull<ext::p2pmap_lease>,
 }
 
-impl LeaseRef {
-    /// The lease has been broken since it was taken (the inode's block map
-    /// is about to change).
-    pub(crate) fn broken(&self) -> bool {
-        // SAFETY: `file` is live (reference held).
-        unsafe { ext::p2pmap_lease_broken(self.file.as_ptr()) }
+// SAFETY: a lease may be released from any task and any context
+// (`p2pmap_lease_release()` only queues work); nothing else is done with it.
+unsafe impl Send for LeaseHandle {}
+
+impl LeaseHandle {
+    /// Takes a layout lease on the inode of `file`, tagged `generation` in
+    /// the `lm_ops` calls to Rust, which may come before this returns: the
+    /// state of `generation` must exist already. `EAGAIN` while a breaker
+    /// waits for the inode's leases to go (patch 6).
+    ///
+    /// Context: process; sleeps; call without p2pmap's spinlocks.
+    pub(crate) fn take(file: &File, generation: u64) -> Result<Self> {
+        // SAFETY: `file` is live (a reference to it exists); no spinlock
+        // is held (the caller's contract).
+        let ptr = from_err_ptr(unsafe { ext::p2pmap_lease_take(file.as_ptr(), generation) })?;
+        // INVARIANT: a lease just taken (never NULL), ours.
+        NonNull::new(ptr)
+            .map(|ptr| LeaseHandle { ptr })
+            .ok_or(ENOMEM)
     }
 
-    /// The generation of the inode's lease while it is unbroken, 0 once
-    /// it was broken (a later lease has another generation).
-    pub(crate) fn generation(&self) -> u64 {
-        // SAFETY: `file` is live (reference held).
-        unsafe { ext::p2pmap_lease_gen(self.file.as_ptr()) }
-    }
-
-    /// The file, for revocation.
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    /// Gives the lease back, telling the release when it was broken
+    /// (`ktime_get_ns()`), 0 if never: the release counts the time from
+    /// break to release. Any context.
+    pub(crate) fn release(self, broken_ns: u64) {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: we own the lease (type invariant) and give it up here:
+        // `this` is never dropped.
+        unsafe { ext::p2pmap_lease_release(this.ptr.as_ptr(), broken_ns) };
     }
 }
 
-impl Drop for LeaseRef {
+impl Drop for LeaseHandle {
     fn drop(&mut self) {
-        // SAFETY: we own one reference (type invariant).
-        unsafe { ext::p2pmap_lease_put(self.file.as_ptr()) };
+        // SAFETY: we own the lease (type invariant); dropped once.
+        unsafe { ext::p2pmap_lease_release(self.ptr.as_ptr(), 0) };
     }
 }
 
@@ -433,14 +443,6 @@ pub(crate) fn reap_schedule(ms: u64) {
 pub(crate) fn lease_init() -> Result {
     // SAFETY: called once, at module init.
     to_result(unsafe { ext::p2pmap_lease_init() })
-}
-
-/// Module exit, before the provider is unregistered: every layout break
-/// breaks p2pmap's leases from now on, also that of a task whose
-/// `break_begin` ran but whose `break_end` will not reach p2pmap any more.
-pub(crate) fn lease_stop_passing() {
-    // SAFETY: only sets a flag under the lease lock; any context.
-    unsafe { ext::p2pmap_lease_stop_passing() };
 }
 
 /// Waits for every lease release and tears the machinery down. Module exit,
@@ -739,22 +741,6 @@ impl BreakingInode<'_> {
         // of p2pmap's locks.
         unsafe { ext::p2pmap_inode_unmap_range(self.ptr, start, end) };
     }
-
-    /// Lets the current task's lease break pass p2pmap's lease of the inode
-    /// by, until [`Self::stop_passing_lease_for_current`]. `ENOENT` if
-    /// p2pmap holds no lease of the inode, `EBUSY` if it cannot (the lease
-    /// is broken already, or too many tasks break the inode at once).
-    pub(crate) fn pass_lease_for_current(&self) -> Result {
-        // SAFETY: the inode is live (type invariant); only compared.
-        to_result(unsafe { ext::p2pmap_lease_break_begin(self.ptr) })
-    }
-
-    /// Ends [`Self::pass_lease_for_current`]; does nothing if it was not
-    /// recorded.
-    pub(crate) fn stop_passing_lease_for_current(&self) {
-        // SAFETY: the inode is live (type invariant); only compared.
-        unsafe { ext::p2pmap_lease_break_end(self.ptr) };
-    }
 }
 
 /// # Safety
@@ -938,13 +924,6 @@ impl DeviceKey {
     pub(crate) fn of(pdev: *const bindings::pci_dev) -> Self {
         DeviceKey(pdev as usize)
     }
-}
-
-/// p2pmap holds a layout lease (broken or not) on the inode of `file`:
-/// without one no window of the inode exists and none is being staged.
-pub(crate) fn lease_held(file: &File) -> bool {
-    // SAFETY: `file` is live (a reference to it exists).
-    unsafe { ext::p2pmap_lease_held(file.as_ptr()) }
 }
 
 /// p2pmap registered as the kernel's `device_map` provider.

@@ -74,7 +74,7 @@ impl Drop for P2pMap {
         pr_info!("unloading\n");
         // A task between break_begin and break_end would miss its
         // break_end once the provider is gone: leases stop being passed by.
-        ffi::lease_stop_passing();
+        windows::stop_passing_leases();
         // No new mappings (waits for calls in flight), then revoke the live
         // ones: importers stop device access in their notifiers before
         // unmap_mapping_range returns, and the windows are freed.

@@ -80,13 +80,13 @@ impl Provider for P2pProvider {
         // What map_blocks told this request, for the inode's block map.
         let mut learned = KVec::new();
         let mut key = None;
-        let slot = match slow.take_lease() {
+        let slot = match windows::take_lease(slow.file()) {
             Err(e) => Slot::refused(start, pages, Reason::of_lease_error(-e.to_errno())),
             Ok(lease) => {
                 // Direct writes submitted before the lease existed broke
                 // nothing: let them land before the blocks are read.
                 slow.wait_direct_io();
-                let k = key.insert(extents::Key::new(inode, &lease, mark));
+                let k = key.insert(extents::Key::new(inode, lease.generation(), mark));
                 match stage(&slow, &nvme, k, start, pages, &mut learned) {
                     Ok(_) if lease.broken() => Slot::refused(start, pages, Reason::LeaseBroken),
                     Ok(buf) => {
@@ -130,7 +130,7 @@ impl Provider for P2pProvider {
         // extent cache is keyed by the lease generation that follows).
         // Recording only leased inodes keeps the history of changes to the
         // files that matter.
-        if len == 0 || !ffi::lease_held(file) {
+        if len == 0 || !windows::lease_held(ffi::inode_key(file)) {
             return;
         }
         let inode = ffi::inode_key(file);
@@ -155,11 +155,11 @@ impl Provider for P2pProvider {
         if !STATS.sync_break_enabled() {
             return;
         }
-        // Recorded first: revoking the last window of the inode starts
-        // releasing the lease, after which it can no longer be found by
-        // its inode, yet stays on the inode until the worker released it.
-        let passed = inode.pass_lease_for_current();
+        // Recorded first, while the lease has holders: revoking the last
+        // window of the inode releases the lease (from the worker), and a
+        // lease without holders is passed by anyway.
         let key = inode.key();
+        let passed = windows::pass_lease(key);
         changes::note_change(key, start, end, ChangeKind::Layout);
         let scope = Scope::Range {
             inode: key,
@@ -184,7 +184,7 @@ impl Provider for P2pProvider {
 
     /// The break that [`Self::break_begin`] prepared is over.
     fn break_end(inode: &BreakingInode<'_>) {
-        inode.stop_passing_lease_for_current();
+        windows::stop_passing_lease(inode.key());
     }
 }
 

@@ -190,15 +190,24 @@ pub(crate) fn revoke_lru(dev: DeviceKey, bytes: usize) -> bool {
 }
 
 /// Called by p2pmap_lease.c, in process context (the lease worker), when
-/// the layout lease of `inode` is broken; `break_ns` is when
-/// (`ktime_get_ns()` in `lm_break`). The pointer is only a key. The last
-/// window revoked releases the lease.
+/// lease `generation` of `inode` was broken (`lm_break`, which
+/// [`windows`] stamped). The pointer is only a key. The last window revoked
+/// gives back the last hold, which releases the lease; a lease that has
+/// no holder any more by now is being released already.
 #[no_mangle]
-extern "C" fn p2pmap_rust_lease_broken(inode: *mut bindings::inode, break_ns: u64) {
+extern "C" fn p2pmap_rust_lease_broken(inode: *mut bindings::inode, generation: u64) {
     STATS.lease_broken();
+    let key = InodeKey::of(inode);
+    let Some(break_ns) = windows::lease_broken_at(key, generation) else {
+        return;
+    };
     STATS.break_dispatched(ffi::now_ns().saturating_sub(break_ns));
-    let scope = Scope::Inode(InodeKey::of(inode));
-    revoke(scope, Cause::LeaseBreak, break_ns, Through::Windows);
+    revoke(
+        Scope::Inode(key),
+        Cause::LeaseBreak,
+        break_ns,
+        Through::Windows,
+    );
 }
 
 /// Called by p2pmap_lease.c (the lease worker) just before it releases a

@@ -9,9 +9,11 @@
 //! may run in non-blockable notifier context. It has
 //! - per inode, an [`Inode`] (a red-black tree keyed by [`InodeKey`]): the
 //!   inode's slots (staged windows and the slow path's refusals) in a
-//!   red-black tree keyed by file offset, searched by range, and the
-//!   inode's cached block map ([`BlockMap`]). It exists while the inode has
-//!   slots;
+//!   red-black tree keyed by file offset, searched by range, the state of
+//!   p2pmap's layout lease of the inode ([`Lease`]: its holders, whether
+//!   and when it was broken, the tasks that pass it by) and the inode's
+//!   cached block map ([`BlockMap`], valid under that lease). It exists
+//!   while the inode has slots or a lease;
 //! - an index of the staged windows by bus address, for `device_unmap`,
 //!   which names its window by the bus addresses it was given;
 //! - the slots nobody has claimed yet, in publication order (at most
@@ -27,13 +29,24 @@
 //! window nobody claims (its slow path's caller never retried) expires
 //! after [`UNCLAIMED_TTL_NS`]; the lease worker reaps it.
 //!
+//! The lease: a slow path holds it ([`take_lease`], which takes it if
+//! p2pmap holds none) from before it reads the block map until it publishes
+//! its window, and each staged window holds it from then on ([`LeaseRef`]);
+//! the last hold given back releases it. Its C half (the `file_lease`, its
+//! `lm_ops`, the worker) is `bindings/p2pmap_lease.c`, which calls
+//! [`p2pmap_rust_lease_break`] and [`p2pmap_rust_lease_passes`] under the
+//! inode's `flc_lock` and names the lease by inode and generation.
+//!
 //! Nothing under the lock sleeps. It allocates only with `GFP_ATOMIC`: a
 //! claim list growing (failure refuses the claim) and the lists removed
 //! slots wait in for the unlock (failure drops the slot there: its drop
-//! does not sleep). Tree nodes are reserved before the lock is taken. Lock order: the
-//! registry, then the history of changes ([`crate::changes`]).
+//! does not sleep). Tree nodes are reserved before the lock is taken. Lock
+//! order: [`LEASE_TAKING`], then the inode's `flc_lock` (`lm_ops`), then
+//! the registry, then the history of changes ([`crate::changes`]); a lease
+//! is released under the registry lock only by queueing work.
 
 use kernel::{
+    bindings,
     ffi::c_ulong,
     fs::File,
     page::PAGE_SIZE,
@@ -45,17 +58,24 @@ use kernel::{
     },
     sync::{
         aref::ARef,
-        atomic::{Atomic, Relaxed},
+        atomic::{
+            Acquire,
+            Atomic,
+            Relaxed,
+            Release, //
+        },
     },
+    task::Task,
 };
 
 use crate::{
     changes::{changed_since, ChangeMark},
     extents::{self, BlockMap},
-    ffi::{self, Claimant, CmbBuf, DeviceKey, Extent, InodeKey, LeaseRef},
+    ffi::{self, Claimant, CmbBuf, DeviceKey, Extent, InodeKey, LeaseHandle},
     logic::{
         changes::ChangeKind,
         cover::{self, Piece},
+        lease::{LeaseState, NoPass},
         reason::Reason,
         revoke,
     },
@@ -74,15 +94,22 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REMOVING: SpinLock<KVec<DeviceKey>> = KVec::new();
 }
 
-/// Initializes the registry lock and the lock of the list of PCI functions
-/// being removed. Call once, at module init, before anything else of this
-/// file.
+kernel::sync::global_lock! {
+    // SAFETY: initialized by `init()` in module init, before the provider
+    // (its only user, through `take_lease()`) is registered.
+    pub(crate) unsafe(uninit) static LEASE_TAKING: Mutex<()> = ();
+}
+
+/// Initializes the registry lock, the lock of the list of PCI functions
+/// being removed and the lock of lease takers. Call once, at module init,
+/// before anything else of this file.
 pub(crate) fn init() {
-    // SAFETY: called once from module init, before any use of `WINDOWS` or
-    // `REMOVING`.
+    // SAFETY: called once from module init, before any use of `WINDOWS`,
+    // `REMOVING` or `LEASE_TAKING`.
     unsafe {
         WINDOWS.init();
         REMOVING.init();
+        LEASE_TAKING.init();
     }
 }
 
@@ -113,8 +140,8 @@ pub(crate) enum State {
     /// Staged: `buf` holds the range's bytes.
     Ready {
         buf: CmbBuf,
-        /// The inode's layout lease; keeps the file (hence the inode, the
-        /// key) alive and is how revocation finds the file.
+        /// A hold on the inode's layout lease; keeps the file (hence the
+        /// inode, the key) alive and is how revocation finds the file.
         lease: LeaseRef,
         /// The point in the history of changes ([`change_mark`]) when the request
         /// that staged the window began: if one moved before the window is
@@ -181,27 +208,63 @@ struct Loc {
     slot: SlotKey,
 }
 
-/// What p2pmap keeps of one inode while it has slots.
+/// What p2pmap keeps of one inode while it has slots or a lease.
 ///
 /// # Invariants
 ///
-/// `longest` is at least the byte span of every slot in `slots`, so a slot
-/// covering a byte at or after `pos` starts at or after `pos - longest`.
+/// - `longest` is at least the byte span of every slot in `slots`, so a
+///   slot covering a byte at or after `pos` starts at or after
+///   `pos - longest`;
+/// - the `refs` of `lease` count the staged slots in `slots` and the
+///   holding [`LeaseRef`]s outside the registry; a staged slot holds the
+///   lease, so an inode with one has a lease.
 pub(crate) struct Inode {
     slots: RBTree<SlotKey, Slot>,
     longest: i64,
+    lease: Option<Lease>,
     blocks: BlockMap,
 }
 
 impl Inode {
-    /// An inode without slots; allocates its block map.
+    /// An inode without slots nor lease; allocates its block map.
     fn new() -> Result<Self> {
-        // INVARIANT: no slot.
+        // INVARIANT: no slot, no lease.
         Ok(Inode {
             slots: RBTree::new(),
             longest: 0,
+            lease: None,
             blocks: BlockMap::new()?,
         })
+    }
+
+    /// Neither slots nor a lease: the inode's state may go.
+    fn unused(&self) -> bool {
+        self.slots.is_empty() && self.lease.is_none()
+    }
+
+    /// The inode's lease if it is lease `generation`.
+    fn lease_mut(&mut self, generation: u64) -> Option<&mut Lease> {
+        self.lease
+            .as_mut()
+            .filter(|l| l.state.generation() == generation)
+    }
+
+    /// Whether lease `generation` is the inode's, unbroken: the block map
+    /// did not change without p2pmap being told.
+    fn lease_valid(&self, generation: u64) -> bool {
+        self.lease
+            .as_ref()
+            .is_some_and(|l| l.state.generation() == generation && !l.state.broken())
+    }
+
+    /// Gives back one hold on lease `generation`; returns the lease if that
+    /// was the last (drop it to release it: allowed under the lock).
+    fn put_lease(&mut self, generation: u64) -> Option<Lease> {
+        if self.lease_mut(generation)?.state.put() {
+            // INVARIANT: no hold left, hence no staged slot.
+            return self.lease.take();
+        }
+        None
     }
 
     /// Calls `f` on each slot that covers a byte of `[start, end)`, in file
@@ -352,7 +415,7 @@ impl Unclaimed {
 ///
 /// # Invariants
 ///
-/// - every inode in `inodes` has a slot;
+/// - every inode in `inodes` has a slot or a lease;
 /// - `by_bus` maps the bus address of every staged window to its place, and
 ///   nothing else;
 /// - `unclaimed` lists exactly the slots without a claim (a claimed slot is
@@ -379,17 +442,24 @@ impl Registry {
         self.inodes.get_mut(&loc.inode)?.slots.get_mut(&loc.slot)
     }
 
-    /// Takes the slot at `loc` out of the registry; the inode's state goes
-    /// with its last slot. Drop the slot after unlocking.
+    /// Takes the slot at `loc` out of the registry, with its hold on the
+    /// inode's lease (the last one releases the lease); the inode's state
+    /// goes with its last slot and its lease. Drop the slot after unlocking
+    /// where possible (its drop does not sleep, nor take this lock).
     fn remove(&mut self, loc: Loc) -> Option<Slot> {
         let ino = self.inodes.get_mut(&loc.inode)?;
-        let slot = ino.slots.remove(&loc.slot)?;
-        let empty = ino.slots.is_empty();
+        let mut slot = ino.slots.remove(&loc.slot)?;
+        let released = match &mut slot.state {
+            State::Ready { lease, .. } => lease.put_locked(ino),
+            State::Refused(_) => None,
+        };
+        let empty = ino.unused();
         // INVARIANT: the indexes forget the slot, and an inode without
-        // slots goes.
+        // slots nor lease goes; the lease lost the slot's hold above.
         if let State::Ready { buf, .. } = &slot.state {
             self.by_bus.remove(&buf.bus());
         }
+        drop(released);
         self.unclaimed.forget(loc);
         if empty {
             self.inodes.remove(&loc.inode);
@@ -655,10 +725,10 @@ impl Slot {
 
     /// Whether what this request staged must be thrown away: a break, a
     /// change of its range or a removal of its CMB came first. Call under
-    /// the registry lock: each of those marks its cause first, then takes
-    /// this lock to find the windows to revoke, so either it is seen here or
-    /// the revocation sees the window.
-    fn outdated(&self, inode: InodeKey) -> Option<Reason> {
+    /// the registry lock, with `ino` the inode's state: each of those marks
+    /// its cause first, then takes this lock to find the windows to revoke,
+    /// so either it is seen here or the revocation sees the window.
+    fn outdated(&self, inode: InodeKey, ino: &Inode) -> Option<Reason> {
         let State::Ready {
             buf, lease, mark, ..
         } = &self.state
@@ -676,7 +746,7 @@ impl Slot {
             Some(ChangeKind::Layout | ChangeKind::Unknown) => return Some(Reason::LeaseBroken),
             None => {}
         }
-        lease.broken().then_some(Reason::LeaseBroken)
+        (!ino.lease_valid(lease.generation)).then_some(Reason::LeaseBroken)
     }
 }
 
@@ -799,7 +869,13 @@ pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize) -> bool {
 ///
 /// Context: any; allocates nothing.
 pub(crate) fn cached_extent(inode: InodeKey, key: &extents::Key, pos: i64) -> Option<Extent> {
-    with_registry(|reg| reg.inodes.get_mut(&inode)?.blocks.lookup(key, pos))
+    with_registry(|reg| {
+        let ino = reg.inodes.get_mut(&inode)?;
+        if !ino.lease_valid(key.generation()) {
+            return None;
+        }
+        ino.blocks.lookup(key, pos)
+    })
 }
 
 /// Publishes what the slow path found for a range of `inode`, with the
@@ -835,8 +911,14 @@ pub(crate) fn publish(
     };
     let reg = guard.get_or_insert_with(Registry::new);
     let (start, pages) = (slot.start, slot.pages);
+    // Ensured above, under this lock: the inode is there.
+    let Some(ino) = reg.inodes.get(&inode) else {
+        drop(guard);
+        return Err(ENOENT);
+    };
+    // Dropped after unlocking: it gives its lease hold back under the lock.
     let discarded = slot
-        .outdated(inode)
+        .outdated(inode, ino)
         .map(|r| core::mem::replace(&mut slot, Slot::refused(start, pages, r)));
     slot.published_ns = ffi::now_ns();
     // An older slot of the same range nobody claimed: this one replaces it.
@@ -861,9 +943,11 @@ pub(crate) fn publish(
     };
     // Ensured above, under this lock: the inode is there.
     let Some(ino) = reg.inodes.get_mut(&inode) else {
+        drop(guard);
+        drop(discarded);
         return Err(ENOENT);
     };
-    if let Some(key) = key {
+    if let Some(key) = key.filter(|k| ino.lease_valid(k.generation())) {
         ino.blocks.merge(key, learned);
     }
     // INVARIANT: `longest` covers the new slot, which the indexes name
@@ -1203,4 +1287,292 @@ pub(crate) fn claimed_on_device(dev: DeviceKey) -> bool {
     let mut claimed = false;
     with_registry(|reg| reg.for_each(Scope::Device(dev), |_, s| claimed |= !s.unclaimed()));
     claimed
+}
+
+/// p2pmap's layout lease of an inode: its state, and the C lease once
+/// taken (see the module documentation).
+pub(crate) struct Lease {
+    state: LeaseState,
+    /// `None` while [`take_lease`] takes it, under [`LEASE_TAKING`].
+    handle: Option<LeaseHandle>,
+}
+
+impl Drop for Lease {
+    /// Releases the C lease (queued on the worker; any context, the
+    /// registry lock included).
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.release(self.state.broken_ns().unwrap_or(0));
+        }
+    }
+}
+
+/// Generations handed out to leases: one per lease taken, never 0.
+static GENERATIONS: Atomic<u64> = Atomic::new(0);
+
+/// Once set (module exit, before the provider is unregistered), no break
+/// passes p2pmap's leases by: a task between `break_begin` and `break_end`
+/// when the provider goes would never get its `break_end`.
+static NO_PASSING: Atomic<bool> = Atomic::new(false);
+
+/// A hold on p2pmap's layout lease of an inode: a slow path's, from before
+/// it reads the block map, then its window's once published.
+///
+/// # Invariants
+///
+/// While `held`, it is counted in the holders of lease `generation` of
+/// `inode`, which is in the registry. A hold leaves the registry with its
+/// slot ([`Registry::remove`], which gives it back under the lock); any
+/// other is given back by its drop, which takes the registry lock.
+pub(crate) struct LeaseRef {
+    inode: InodeKey,
+    generation: u64,
+    file: ARef<File>,
+    held: bool,
+}
+
+impl LeaseRef {
+    /// The lease was broken (or is gone) since it was taken: the inode's
+    /// block map is about to change.
+    pub(crate) fn broken(&self) -> bool {
+        with_registry(|reg| {
+            !reg.inodes
+                .get(&self.inode)
+                .is_some_and(|i| i.lease_valid(self.generation))
+        })
+    }
+
+    /// Which lease this holds (its generation).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The file, for revocation.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Gives the hold back, under the registry lock, to the lease of `ino`
+    /// (the inode's state): returns the lease if it was the last hold.
+    fn put_locked(&mut self, ino: &mut Inode) -> Option<Lease> {
+        if !self.held {
+            return None;
+        }
+        // INVARIANT: given back right here.
+        self.held = false;
+        ino.put_lease(self.generation)
+    }
+}
+
+impl Drop for LeaseRef {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let gone = with_registry(|reg| {
+            let ino = reg.inodes.get_mut(&self.inode)?;
+            let lease = self.put_locked(ino);
+            // INVARIANT: an inode without slots nor lease goes.
+            let state = if ino.unused() {
+                reg.inodes.remove(&self.inode)
+            } else {
+                None
+            };
+            Some((lease, state))
+        });
+        // Released and freed outside the lock.
+        drop(gone);
+    }
+}
+
+/// A hold on the lease of `inode` if p2pmap has one that is taken (`None`
+/// if there is none, or one is being taken: wait for its taker). `EBUSY`
+/// while it is being broken.
+fn hold_existing(inode: InodeKey, file: &ARef<File>) -> Option<Result<LeaseRef>> {
+    with_registry(|reg| {
+        let lease = reg.inodes.get_mut(&inode)?.lease.as_mut()?;
+        lease.handle.as_ref()?;
+        Some(match lease.state.get() {
+            // INVARIANT: counted by `get()`.
+            Ok(()) => Ok(LeaseRef {
+                inode,
+                generation: lease.state.generation(),
+                file: file.clone(),
+                held: true,
+            }),
+            Err(_) => Err(EBUSY),
+        })
+    })
+}
+
+/// Takes a hold on p2pmap's layout lease of the inode of `file`, taking
+/// the lease if p2pmap holds none: the filesystem breaks it before it
+/// changes the inode's block map. `EBUSY` while it is being broken; else
+/// the errors of taking a lease (`EAGAIN` while a breaker waits for the
+/// inode's leases, patch 6).
+///
+/// The lease's state is in the registry before the C lease is taken: its
+/// `lm_ops` may run as soon as `kernel_setlease()` added it, and must find
+/// it. Takers are serialized ([`LEASE_TAKING`]) so that a lease being taken
+/// is never held by another slow path (which would read the block map
+/// before the lease exists).
+///
+/// Context: process; sleeps; holds none of p2pmap's locks when called.
+pub(crate) fn take_lease(file: &ARef<File>) -> Result<LeaseRef> {
+    let inode = ffi::inode_key(file);
+    if let Some(held) = hold_existing(inode, file) {
+        return held;
+    }
+    let _taking = LEASE_TAKING.lock();
+    if let Some(held) = hold_existing(inode, file) {
+        return held;
+    }
+    let generation = GENERATIONS.fetch_add(1, Relaxed) + 1;
+    let node = RBTreeNode::new(inode, Inode::new()?, GFP_KERNEL)?;
+    let installed = with_registry(|reg| {
+        let spare = match reg.inodes.get(&inode) {
+            Some(_) => Some(node),
+            None => {
+                reg.inodes.insert(node);
+                None
+            }
+        };
+        let ino = reg.inodes.get_mut(&inode);
+        // Under LEASE_TAKING nobody else installs one, and
+        // `hold_existing()` found none.
+        let Some(ino) = ino.filter(|i| i.lease.is_none()) else {
+            return Err(spare);
+        };
+        // INVARIANT: one holder, the `LeaseRef` below; the inode has it.
+        ino.lease = Some(Lease {
+            state: LeaseState::new(generation),
+            handle: None,
+        });
+        Ok(spare)
+    });
+    // An inode's state allocated for nothing is freed outside the lock.
+    let spare = installed.map_err(|spare| {
+        drop(spare);
+        EBUSY
+    })?;
+    drop(spare);
+    // INVARIANT: the hold counted by `LeaseState::new()`.
+    let hold = LeaseRef {
+        inode,
+        generation,
+        file: file.clone(),
+        held: true,
+    };
+    // On failure the hold's drop takes the state out again.
+    let handle = LeaseHandle::take(file, generation)?;
+    let unused = with_registry(|reg| match reg.inodes.get_mut(&inode) {
+        Some(ino) => match ino.lease_mut(generation) {
+            Some(lease) => {
+                lease.handle = Some(handle);
+                None
+            }
+            None => Some(handle),
+        },
+        None => Some(handle),
+    });
+    // Cannot happen (`hold` keeps the state); released if it did.
+    drop(unused);
+    Ok(hold)
+}
+
+/// Called by p2pmap_lease.c from `lm_break`, under the inode's `flc_lock`
+/// (must not sleep): lease `generation` of `inode` (a key only) is broken.
+/// Returns `true` the first time, when the C side queues the revocation of
+/// the inode's windows on the worker ([`crate::revocation`]); `false` for
+/// a lease that has no holder any more (its release is queued already).
+#[no_mangle]
+extern "C" fn p2pmap_rust_lease_break(inode: *mut bindings::inode, generation: u64) -> bool {
+    let now = ffi::now_ns();
+    with_registry(|reg| {
+        reg.inodes
+            .get_mut(&InodeKey::of(inode))
+            .and_then(|i| i.lease_mut(generation))
+            .is_some_and(|l| l.state.break_at(now))
+    })
+}
+
+/// Called by p2pmap_lease.c from `lm_breaker_owns_lease`, under the
+/// inode's `flc_lock` (must not sleep): whether a break of `inode`'s
+/// layout by `task` (only compared) passes lease `generation` by. It does
+/// for a task that revoked the range it changes itself ([`pass_lease`]),
+/// and for a lease without holders (it protects no window, no block map;
+/// its release is queued), until module exit.
+#[no_mangle]
+extern "C" fn p2pmap_rust_lease_passes(
+    inode: *mut bindings::inode,
+    generation: u64,
+    task: *mut bindings::task_struct,
+) -> bool {
+    if NO_PASSING.load(Acquire) {
+        return false;
+    }
+    with_registry(|reg| {
+        match reg
+            .inodes
+            .get_mut(&InodeKey::of(inode))
+            .and_then(|i| i.lease_mut(generation))
+        {
+            Some(l) => l.state.passes(task as usize),
+            None => true,
+        }
+    })
+}
+
+/// When lease `generation` of `inode` was broken, if it still has holders
+/// (the revocation on the worker has windows to revoke).
+pub(crate) fn lease_broken_at(inode: InodeKey, generation: u64) -> Option<u64> {
+    with_registry(|reg| {
+        reg.inodes
+            .get_mut(&inode)?
+            .lease_mut(generation)?
+            .state
+            .broken_ns()
+    })
+}
+
+/// Lets the current task's break of `inode`'s layout pass p2pmap's lease
+/// by, until [`stop_passing_lease`]: it revoked the range it changes
+/// itself. `ENOENT` if p2pmap holds no lease of the inode, `EBUSY` if the
+/// lease is broken already or too many tasks pass it by at once (it is
+/// broken then, as without the announcement).
+pub(crate) fn pass_lease(inode: InodeKey) -> Result {
+    let task = Task::current_raw() as usize;
+    with_registry(|reg| {
+        let lease = reg
+            .inodes
+            .get_mut(&inode)
+            .and_then(|i| i.lease.as_mut())
+            .ok_or(ENOENT)?;
+        lease.state.begin_pass(task).map_err(|e| match e {
+            NoPass::Broken | NoPass::Full => EBUSY,
+        })
+    })
+}
+
+/// Ends [`pass_lease`] for the current task; nothing if it did not pass.
+/// Must not sleep (`break_end`).
+pub(crate) fn stop_passing_lease(inode: InodeKey) {
+    let task = Task::current_raw() as usize;
+    with_registry(|reg| {
+        if let Some(lease) = reg.inodes.get_mut(&inode).and_then(|i| i.lease.as_mut()) {
+            lease.state.end_pass(task);
+        }
+    });
+}
+
+/// Module exit, before the provider is unregistered: every layout break
+/// breaks p2pmap's leases from now on (see [`NO_PASSING`]).
+pub(crate) fn stop_passing_leases() {
+    NO_PASSING.store(true, Release);
+}
+
+/// p2pmap holds a layout lease of `inode` (broken or not): without one no
+/// window of the inode exists and none is being staged past [`take_lease`].
+pub(crate) fn lease_held(inode: InodeKey) -> bool {
+    with_registry(|reg| reg.inodes.get(&inode).is_some_and(|i| i.lease.is_some()))
 }

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod cover;
 pub mod errno;
 pub mod extents;
+pub mod lease;
 pub mod reason;
 pub mod request;
 pub mod revoke;
