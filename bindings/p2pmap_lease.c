@@ -41,6 +41,7 @@
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 
+#include "p2pmap_rust.h"
 #include "p2pmap_shim.h"
 
 struct p2pmap_lease {

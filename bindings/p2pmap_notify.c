@@ -7,6 +7,7 @@
 #include <linux/notifier.h>
 #include <linux/pci.h>
 
+#include "p2pmap_rust.h"
 #include "p2pmap_shim.h"
 
 /*

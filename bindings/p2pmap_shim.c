@@ -95,11 +95,6 @@ loff_t p2pmap_file_size(struct file *file)
 	return i_size_read(file_inode(file));
 }
 
-void p2pmap_mmap_read_unlock(struct mm_struct *mm)
-{
-	mmap_read_unlock(mm);
-}
-
 struct file *p2pmap_vma_file(struct vm_area_struct *vma)
 {
 	return vma->vm_file;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Out-of-line wrappers of the static inline kernel functions p2pmap calls
- * from Rust (rust/helpers does not cover them). The test importer has its
- * own (tests/importer/importer_shim.h).
+ * C for Rust: the out-of-line wrappers of the static inline kernel
+ * functions p2pmap calls from Rust (rust/helpers does not cover them), and
+ * the C parts of the module (leases, the PCI notifier) Rust calls. The
+ * functions Rust implements for C are in p2pmap_rust.h. The test importer
+ * has its own (tests/importer/importer_shim.h).
  */
 #ifndef P2PMAP_SHIM_H
 #define P2PMAP_SHIM_H
@@ -12,10 +14,8 @@
 struct device;
 struct file;
 struct inode;
-struct mm_struct;
 struct page;
 struct pci_dev;
-struct task_struct;
 struct vm_area_struct;
 
 struct iomap;
@@ -46,9 +46,6 @@ void p2pmap_inode_unmap_range(struct inode *inode, loff_t start, loff_t end);
 struct inode *p2pmap_file_inode(const struct file *file);
 /* i_size of the file's inode. */
 loff_t p2pmap_file_size(struct file *file);
-
-/* mmap_read_unlock(): device_map's -EAGAIN path releases the caller's lock. */
-void p2pmap_mmap_read_unlock(struct mm_struct *mm);
 
 /* The file behind a vma and the file position of @addr in it. */
 struct file *p2pmap_vma_file(struct vm_area_struct *vma);
@@ -111,24 +108,6 @@ void p2pmap_lease_exit(void);
  * (unless already pending). Any context.
  */
 void p2pmap_reap_schedule(unsigned long delay_ms);
-/*
- * Implemented in Rust: frees the unclaimed windows that expired; returns
- * the milliseconds until the next one expires, 0 if none is left.
- */
-unsigned long p2pmap_rust_reap_unclaimed(void);
-/*
- * Implemented in Rust, called under the inode's flc_lock (must not sleep).
- * lm_break of lease @gen of @inode: true the first time, when C queues
- * p2pmap_rust_lease_broken() on the worker. lm_breaker_owns_lease: whether
- * @task's break passes the lease by (it revoked what it changes itself).
- */
-bool p2pmap_rust_lease_break(struct inode *inode, u64 gen);
-bool p2pmap_rust_lease_passes(struct inode *inode, u64 gen,
-			      struct task_struct *task);
-/* Implemented in Rust, on the worker: revoke every window of @inode. */
-void p2pmap_rust_lease_broken(struct inode *inode, u64 gen);
-/* Implemented in Rust, on the worker, before a broken lease is released. */
-void p2pmap_rust_lease_released(u64 break_ns);
 
 /* PCI_P2PDMA_MAP_BUS_ADDR between @provider and @client: pci_p2pdma_map_type(). */
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client);
@@ -142,7 +121,5 @@ u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev);
 /* PCI driver unbind notifications (NVMe removal), see p2pmap_shim.c. */
 int p2pmap_pci_notifier_register(void);
 void p2pmap_pci_notifier_unregister(void);
-void p2pmap_rust_device_unbind(struct pci_dev *pdev);
-void p2pmap_rust_device_unbound(struct pci_dev *pdev);
 
 #endif /* P2PMAP_SHIM_H */

@@ -301,7 +301,7 @@ impl ValidMapCall<'_> {
         // SAFETY: the caller holds `mm`'s mmap_lock for read (the
         // device_map contract, asserted by filemap_device_map); `self` and
         // with it every borrow of the vma end here.
-        unsafe { ext::p2pmap_mmap_read_unlock(mm) };
+        unsafe { bindings::mmap_read_unlock(mm) };
         Ok(SlowPath { file })
     }
 }
