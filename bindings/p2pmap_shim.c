@@ -278,3 +278,13 @@ bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client)
 	rcu_read_unlock();
 	return bus_addr;
 }
+
+u32 p2pmap_file_sdev(struct file *file)
+{
+	return file_inode(file)->i_sb->s_dev;
+}
+
+u64 p2pmap_file_ino(struct file *file)
+{
+	return file_inode(file)->i_ino;
+}

@@ -122,4 +122,27 @@ u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev);
 int p2pmap_pci_notifier_register(void);
 void p2pmap_pci_notifier_unregister(void);
 
+/*
+ * Trace events (p2pmap_trace.h). Strings are not NUL-terminated: each
+ * comes with its length. @importer is live for the call; @inode is only
+ * printed (hashed), never dereferenced.
+ */
+void p2pmap_trace_map(struct device *importer, u32 sdev, u64 ino,
+		      const void *inode, s64 pos, u64 pages, u32 flags,
+		      const char *path, int path_len, int err, u64 ns);
+void p2pmap_trace_refuse(struct device *importer, u32 sdev, u64 ino,
+			 const void *inode, s64 pos, u64 pages,
+			 const char *reason, int reason_len, int err);
+void p2pmap_trace_stage(u32 sdev, u64 ino, const void *inode, s64 pos,
+			u64 bytes, u32 mapped, u32 zeroed, u32 map_blocks,
+			const char *reason, int reason_len, u64 ns);
+void p2pmap_trace_revoke(const char *cause, int cause_len, const char *scope,
+			 int scope_len, const void *inode, s64 start, s64 end,
+			 u64 windows, u64 ns);
+void p2pmap_trace_unmap(struct device *importer, unsigned long start,
+			unsigned long end, u64 pages, bool matched);
+/* The device and inode number of @file's inode, for the trace events. */
+u32 p2pmap_file_sdev(struct file *file);
+u64 p2pmap_file_ino(struct file *file);
+
 #endif /* P2PMAP_SHIM_H */

@@ -18,7 +18,7 @@ use kernel::{
         from_err_ptr,
         to_result, //
     },
-    ffi::{c_int, c_uint, c_ulong},
+    ffi::{c_int, c_uint, c_ulong, c_void},
     fs::File,
     mm::virt::{self, VmaRef},
     page::PAGE_SIZE,
@@ -30,6 +30,7 @@ use kernel::{
 use crate::logic::{
     reason::Reason,
     request::{self, MapRequest, ValidRequest, VmaInfo},
+    revoke::Cause,
 };
 
 #[allow(
@@ -116,6 +117,129 @@ pub(crate) struct MapCall<'a> {
     pa: *mut bindings::dma_addr_t,
 }
 
+/// Which path a `device_map` call took, for its trace event.
+#[derive(Clone, Copy)]
+pub(crate) enum MapPath {
+    /// Served from staged windows, under the caller's mmap_lock.
+    Fast,
+    /// mmap_lock released, a window (or a refusal) staged: `-EAGAIN`.
+    Slow,
+    /// Refused (the refusal has its own event, with the reason).
+    Refused,
+}
+
+impl MapPath {
+    fn name(self) -> &'static str {
+        match self {
+            MapPath::Fast => "fast",
+            MapPath::Slow => "slow",
+            MapPath::Refused => "refused",
+        }
+    }
+}
+
+/// A `device_map` call as the trace events name it: the importer, the
+/// file (device, inode number, inode key) and the request, captured while
+/// the vma is locked, so that events can be emitted after the slow path
+/// released it. The importer is the call's: live until it returns.
+#[derive(Clone, Copy)]
+pub(crate) struct MapTrace<'a> {
+    importer: &'a Device,
+    sdev: u32,
+    ino: u64,
+    inode: usize,
+    pos: i64,
+    pages: u64,
+    flags: u32,
+    start_ns: u64,
+}
+
+impl MapTrace<'_> {
+    /// The call ends (`err` 0, or the errno it returns, negative).
+    pub(crate) fn end(&self, path: MapPath, err: c_int) {
+        let name = path.name();
+        // SAFETY: the importer is live for the call (`'a`); the string is
+        // passed with its length; the inode key is only printed.
+        unsafe {
+            ext::p2pmap_trace_map(
+                device_ptr(self.importer),
+                self.sdev,
+                self.ino,
+                self.inode as *const c_void,
+                self.pos,
+                self.pages,
+                self.flags,
+                name.as_ptr().cast(),
+                name.len() as c_int,
+                err,
+                now_ns().saturating_sub(self.start_ns),
+            )
+        };
+    }
+
+    /// The call is refused for `reason`.
+    pub(crate) fn refuse(&self, reason: Reason) {
+        let name = reason.name();
+        // SAFETY: as in `end`.
+        unsafe {
+            ext::p2pmap_trace_refuse(
+                device_ptr(self.importer),
+                self.sdev,
+                self.ino,
+                self.inode as *const c_void,
+                self.pos,
+                self.pages,
+                name.as_ptr().cast(),
+                name.len() as c_int,
+                -reason.errno(),
+            )
+        };
+    }
+}
+
+/// What the slow path staged, for the `p2pmap_stage` event.
+pub(crate) struct StageTrace {
+    /// Bytes of the window.
+    pub(crate) bytes: u64,
+    /// Extents read from the block device, and zero-filled (holes,
+    /// unwritten).
+    pub(crate) mapped: u32,
+    pub(crate) zeroed: u32,
+    /// `map_blocks` calls (the others came from the block map cache).
+    pub(crate) map_blocks: u32,
+    /// `ktime_get_ns()` when staging began.
+    pub(crate) start_ns: u64,
+}
+
+/// Emits `p2pmap_revoke`: `windows` windows of `scope` (its name, and its
+/// inode and byte range where it has them) revoked for `cause`, their
+/// importers quiesced `ns` after it started.
+pub(crate) fn trace_revoke(
+    cause: Cause,
+    scope: &str,
+    inode: Option<InodeKey>,
+    range: (i64, i64),
+    windows: usize,
+    ns: u64,
+) {
+    let cause = cause.name();
+    // SAFETY: the strings are passed with their lengths; the inode key is
+    // only printed.
+    unsafe {
+        ext::p2pmap_trace_revoke(
+            cause.as_ptr().cast(),
+            cause.len() as c_int,
+            scope.as_ptr().cast(),
+            scope.len() as c_int,
+            inode.map_or(0, |i| i.raw()) as *const c_void,
+            range.0,
+            range.1,
+            windows as u64,
+            ns,
+        )
+    };
+}
+
 /// A `device_map` call whose request passed [`request::validate`].
 ///
 /// # Invariants
@@ -131,6 +255,41 @@ pub(crate) struct ValidMapCall<'a> {
 }
 
 impl<'a> MapCall<'a> {
+    /// The call as the trace events name it, timed from now.
+    pub(crate) fn trace(&self) -> MapTrace<'a> {
+        // SAFETY: the vma is valid and locked (type invariant).
+        let file = unsafe { ext::p2pmap_vma_file(self.vma.as_ptr()) };
+        let (sdev, ino, inode) = if file.is_null() {
+            (0, 0, 0)
+        } else {
+            // SAFETY: the `vm_file` of a locked vma is live.
+            unsafe {
+                (
+                    ext::p2pmap_file_sdev(file),
+                    ext::p2pmap_file_ino(file),
+                    ext::p2pmap_file_inode(file) as usize,
+                )
+            }
+        };
+        let start = self.req.start as usize;
+        let pos = if !file.is_null() && start >= self.vma.start() && start < self.vma.end() {
+            // SAFETY: the vma is valid and locked, `start` inside it.
+            unsafe { ext::p2pmap_vma_file_pos(self.vma.as_ptr(), start as c_ulong) }
+        } else {
+            -1
+        };
+        MapTrace {
+            importer: self.importer,
+            sdev,
+            ino,
+            inode,
+            pos,
+            pages: self.req.end.saturating_sub(self.req.start) / PAGE_SIZE as u64,
+            flags: self.req.flags,
+            start_ns: now_ns(),
+        }
+    }
+
     /// Validates the request against its vma (see `logic::request`).
     pub(crate) fn validate(self) -> Result<ValidMapCall<'a>, Reason> {
         let flags = self.vma.flags();
@@ -307,6 +466,30 @@ impl ValidMapCall<'_> {
 }
 
 impl SlowPath {
+    /// Emits `p2pmap_stage` for `what` at file byte `pos`: staged, or
+    /// refused for `reason`.
+    pub(crate) fn trace_stage(&self, pos: i64, what: &StageTrace, reason: Option<Reason>) {
+        let result = reason.map_or("staged", |r| r.name());
+        // SAFETY: we hold a reference on the file; the string is passed
+        // with its length; the inode address is only printed.
+        unsafe {
+            let file = self.file.as_ptr();
+            ext::p2pmap_trace_stage(
+                ext::p2pmap_file_sdev(file),
+                ext::p2pmap_file_ino(file),
+                ext::p2pmap_file_inode(file) as *const c_void,
+                pos,
+                what.bytes,
+                what.mapped,
+                what.zeroed,
+                what.map_blocks,
+                result.as_ptr().cast(),
+                result.len() as c_int,
+                now_ns().saturating_sub(what.start_ns),
+            )
+        };
+    }
+
     /// Ends the slow path (dropping the file reference): `device_map`
     /// returns `-EAGAIN`.
     pub(crate) fn retry(self) -> LockDropped {
@@ -653,6 +836,12 @@ impl Claimant {
     }
 }
 
+/// The `struct device` of `dev`, for C (`Device` wraps it transparently;
+/// its `as_raw` is private to the kernel crate).
+fn device_ptr(dev: &Device) -> *mut bindings::device {
+    ptr::from_ref(dev).cast_mut().cast()
+}
+
 /// Identifies a device for window claims (never dereferenced).
 fn device_key(dev: &Device) -> usize {
     // The address of the `struct device` (`Device` wraps it transparently).
@@ -687,6 +876,20 @@ impl UnmapCall<'_> {
     /// page: they identify its windows.
     pub(crate) fn pa(&self) -> &[u64] {
         self.pa
+    }
+
+    /// Emits `p2pmap_unmap`; `matched`: the call dropped a claim.
+    pub(crate) fn trace(&self, matched: bool) {
+        // SAFETY: the importer is live for the call.
+        unsafe {
+            ext::p2pmap_trace_unmap(
+                device_ptr(self.importer),
+                self.start as c_ulong,
+                self.end as c_ulong,
+                self.pa.len() as u64,
+                matched,
+            )
+        };
     }
 }
 

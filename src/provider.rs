@@ -21,8 +21,8 @@ use kernel::{
 use crate::{
     changes, extents,
     ffi::{
-        self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, Nvme, Provider,
-        SlowPath, UnmapCall, ValidMapCall,
+        self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, MapPath, MapTrace,
+        Nvme, Provider, SlowPath, StageTrace, UnmapCall, ValidMapCall,
     },
     logic::{
         changes::ChangeKind,
@@ -37,77 +37,32 @@ use crate::{
 /// p2pmap's implementation of the provider hook.
 pub(crate) struct P2pProvider;
 
+/// Counts a refusal, emits its trace event, and returns the errno.
+fn refuse(t: &MapTrace<'_>, reason: Reason) -> Error {
+    t.refuse(reason);
+    STATS.refuse(reason)
+}
+
 impl Provider for P2pProvider {
     fn map(call: MapCall<'_>) -> Result<(), MapFailure> {
         STATS.map_called();
-        let mut call = call.validate().map_err(|r| STATS.refuse(r))?;
-        let (start, _) = call.file_range();
-        // A file vma always has a file; check_path() refuses anything else
-        // the same way.
-        let Some(inode) = call.file().map(|f| f.inode_key()) else {
-            return Err(STATS.refuse(Reason::NoBlockOps).into());
-        };
-        // Before the page-cache check: a CPU store into the range that
-        // starts after it (mkwrite) is recorded after this mark, and what
-        // this call stages is then thrown away instead of published.
-        let mark = changes::change_mark();
-        let staged = windows::is_staged(inode, start, call.pa().len());
-        let nvme = check_path(&call, staged).map_err(|r| STATS.refuse(r))?;
-        let who = call.claimant();
-        if !STATS.take_injected_retry() {
-            // Fast path, under the caller's mmap_lock.
-            match windows::claim(inode, start, call.pa(), who) {
-                Some(Ok(())) => {
-                    STATS.mapped();
-                    dev_dbg!(
-                        call.importer(),
-                        "p2pmap: mapped {} pages at file offset {:#x}\n",
-                        call.request().pages,
-                        start
-                    );
-                    return Ok(());
-                }
-                Some(Err(r)) => return Err(STATS.refuse(r).into()),
-                None => {}
-            }
+        let t = call.trace();
+        let r = map_call(call, &t);
+        match &r {
+            Ok(()) => t.end(MapPath::Fast, 0),
+            Err(MapFailure::Retry(_)) => t.end(MapPath::Slow, EAGAIN.to_errno()),
+            Err(MapFailure::Refused(e)) => t.end(MapPath::Refused, e.to_errno()),
         }
-        // Slow path: map_blocks takes i_rwsem, which nests outside
-        // mmap_lock. Leave the caller's lock, stage, and have it retry.
-        let pages = call.pa().len();
-        let slow = call.release_mmap_lock().map_err(|r| STATS.refuse(r))?;
-        // The lease first: a block-map change from here on breaks it, and a
-        // window staged under a broken lease is thrown away.
-        // What map_blocks told this request, for the inode's block map.
-        let mut learned = KVec::new();
-        let mut key = None;
-        let slot = match windows::take_lease(slow.file()) {
-            Err(e) => Slot::refused(start, pages, Reason::of_lease_error(-e.to_errno())),
-            Ok(lease) => {
-                // Direct writes submitted before the lease existed broke
-                // nothing: let them land before the blocks are read.
-                slow.wait_direct_io();
-                let k = key.insert(extents::Key::new(inode, lease.generation(), mark));
-                match stage(&slow, &nvme, k, start, pages, &mut learned) {
-                    Ok(_) if lease.broken() => Slot::refused(start, pages, Reason::LeaseBroken),
-                    Ok(buf) => {
-                        STATS.window_staged(buf.size());
-                        Slot::ready(start, pages, buf, lease, mark)
-                    }
-                    Err(r) => Slot::refused(start, pages, r),
-                }
-            }
-        };
-        // If publishing fails (no memory), the retry simply stages again.
-        let _ = windows::publish(inode, slot, &learned, key.as_ref());
-        STATS.lock_dropped();
-        Err(MapFailure::Retry(slow.retry()))
+        r
     }
 
     fn unmap(call: UnmapCall<'_>) {
         STATS.unmap_called();
-        if !windows::release(call.pa(), call.claimant()) {
+        let matched = windows::release(call.pa(), call.claimant());
+        if !matched {
             STATS.unmap_unmatched();
         }
+        call.trace(matched);
         let (start, end) = call.range();
         dev_dbg!(
             call.importer(),
@@ -188,6 +143,80 @@ impl Provider for P2pProvider {
     }
 }
 
+/// `device_map` (see [`P2pProvider::map`]): refusals are counted and
+/// traced with their reason through `t`.
+fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
+    let mut call = call.validate().map_err(|r| refuse(t, r))?;
+    let (start, _) = call.file_range();
+    // A file vma always has a file; check_path() refuses anything else
+    // the same way.
+    let Some(inode) = call.file().map(|f| f.inode_key()) else {
+        return Err(refuse(t, Reason::NoBlockOps).into());
+    };
+    // Before the page-cache check: a CPU store into the range that
+    // starts after it (mkwrite) is recorded after this mark, and what
+    // this call stages is then thrown away instead of published.
+    let mark = changes::change_mark();
+    let staged = windows::is_staged(inode, start, call.pa().len());
+    let nvme = check_path(&call, staged).map_err(|r| refuse(t, r))?;
+    let who = call.claimant();
+    if !STATS.take_injected_retry() {
+        // Fast path, under the caller's mmap_lock.
+        match windows::claim(inode, start, call.pa(), who) {
+            Some(Ok(())) => {
+                STATS.mapped();
+                dev_dbg!(
+                    call.importer(),
+                    "p2pmap: mapped {} pages at file offset {:#x}\n",
+                    call.request().pages,
+                    start
+                );
+                return Ok(());
+            }
+            Some(Err(r)) => return Err(refuse(t, r).into()),
+            None => {}
+        }
+    }
+    // Slow path: map_blocks takes i_rwsem, which nests outside
+    // mmap_lock. Leave the caller's lock, stage, and have it retry.
+    let pages = call.pa().len();
+    let slow = call.release_mmap_lock().map_err(|r| refuse(t, r))?;
+    // The lease first: a block-map change from here on breaks it, and a
+    // window staged under a broken lease is thrown away.
+    // What map_blocks told this request, for the inode's block map.
+    let mut learned = KVec::new();
+    let mut key = None;
+    let mut what = StageTrace {
+        bytes: (pages * PAGE_SIZE) as u64,
+        mapped: 0,
+        zeroed: 0,
+        map_blocks: 0,
+        start_ns: ffi::now_ns(),
+    };
+    let slot = match windows::take_lease(slow.file()) {
+        Err(e) => Slot::refused(start, pages, Reason::of_lease_error(-e.to_errno())),
+        Ok(lease) => {
+            // Direct writes submitted before the lease existed broke
+            // nothing: let them land before the blocks are read.
+            slow.wait_direct_io();
+            let k = key.insert(extents::Key::new(inode, lease.generation(), mark));
+            match stage(&slow, &nvme, k, start, pages, &mut learned, &mut what) {
+                Ok(_) if lease.broken() => Slot::refused(start, pages, Reason::LeaseBroken),
+                Ok(buf) => {
+                    STATS.window_staged(buf.size());
+                    Slot::ready(start, pages, buf, lease, mark)
+                }
+                Err(r) => Slot::refused(start, pages, r),
+            }
+        }
+    };
+    slow.trace_stage(start, &what, slot.refusal());
+    // If publishing fails (no memory), the retry simply stages again.
+    let _ = windows::publish(inode, slot, &learned, key.as_ref());
+    STATS.lock_dropped();
+    Err(MapFailure::Retry(slow.retry()))
+}
+
 /// The filesystem and block-device vetoes, in the order the seed proposal
 /// gives them: the filesystem (block ops), the block device (a published
 /// CMB reachable from the importer), then the page cache. Returns the NVMe
@@ -255,7 +284,8 @@ fn verbose_refusal_allowed() -> bool {
 /// `IOMAP_MAPPED` extents are read from the block device by bios on the CMB
 /// pages; holes and unwritten extents are zero-filled, never read. Extents
 /// come from the inode's block map under `key`, else from `map_blocks`;
-/// those are added to `learned`, for [`windows::publish`] to merge.
+/// those are added to `learned`, for [`windows::publish`] to merge. What it
+/// did is counted in `what`, for the trace event.
 ///
 /// Context: slow path (no mmap_lock); sleeps.
 fn stage(
@@ -265,6 +295,7 @@ fn stage(
     start: i64,
     pages: usize,
     learned: &mut KVec<Extent>,
+    what: &mut StageTrace,
 ) -> Result<CmbBuf, Reason> {
     let len = pages * PAGE_SIZE;
     let mut buf = alloc_window(nvme, len)?;
@@ -286,6 +317,7 @@ fn stage(
         let ext = match cached {
             Some(ext) => ext,
             None => {
+                what.map_blocks += 1;
                 let ext = slow.map_blocks(pos, (len - off) as u64).map_err(|e| {
                     if e == ENXIO {
                         Reason::Reflinked
@@ -309,10 +341,13 @@ fn stage(
         }
         let n = ((ext_end - pos) as usize).min(len - off);
         match ext.kind {
-            ExtentKind::Mapped(addr) => slow
-                .read_into(&mut buf, off, addr + (pos - ext.offset) as u64, n)
-                .map_err(|_| Reason::ReadFailed)?,
+            ExtentKind::Mapped(addr) => {
+                what.mapped += 1;
+                slow.read_into(&mut buf, off, addr + (pos - ext.offset) as u64, n)
+                    .map_err(|_| Reason::ReadFailed)?
+            }
             ExtentKind::Hole | ExtentKind::Unwritten => {
+                what.zeroed += 1;
                 buf.zero(off, n).map_err(|_| Reason::MapBlocksFailed)?
             }
             ExtentKind::Other => return Err(Reason::ExtentUnsupported),

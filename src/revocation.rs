@@ -100,7 +100,9 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
         },
     };
     if n > 0 || cause == Cause::LeaseBreak {
-        STATS.revoked(cause, n, ffi::now_ns().saturating_sub(since_ns));
+        let ns = ffi::now_ns().saturating_sub(since_ns);
+        STATS.revoked(cause, n, ns);
+        ffi::trace_revoke(cause, scope.name(), scope.inode(), scope.range(), n, ns);
     }
     match scope {
         Scope::Device(dev) => settle_device(dev, n),

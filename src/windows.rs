@@ -551,6 +551,35 @@ pub(crate) enum Scope {
     All,
 }
 
+impl Scope {
+    /// The scope's kind, for the trace events.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Scope::Range { .. } => "range",
+            Scope::Inode(_) => "inode",
+            Scope::Device(_) => "device",
+            Scope::LeastRecent { .. } => "least_recent",
+            Scope::All => "all",
+        }
+    }
+
+    /// The inode of a [`Scope::Range`] or [`Scope::Inode`].
+    pub(crate) fn inode(&self) -> Option<InodeKey> {
+        match self {
+            Scope::Range { inode, .. } | Scope::Inode(inode) => Some(*inode),
+            _ => None,
+        }
+    }
+
+    /// The byte range of a [`Scope::Range`]; every byte for the others.
+    pub(crate) fn range(&self) -> (i64, i64) {
+        match self {
+            Scope::Range { start, end, .. } => (*start, *end),
+            _ => (0, i64::MAX),
+        }
+    }
+}
+
 /// Whether function `dev` is being unbound (see [`removing`]): refuse
 /// to stage into its CMB, whose pages must all be freed for the removal to
 /// finish (see [`start_revoking`]).
@@ -635,6 +664,14 @@ impl Slot {
             last_use: 0,
             published_ns: 0,
             state: State::Refused(reason),
+        }
+    }
+
+    /// The reason of a refusal, `None` for a staged window.
+    pub(crate) fn refusal(&self) -> Option<Reason> {
+        match self.state {
+            State::Refused(r) => Some(r),
+            State::Ready { .. } => None,
         }
     }
 
