@@ -6,7 +6,8 @@
 //! p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]
 //! p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]
 //! p2pctl sample FILE --pages N [--piece SIZE] [--no-fallback]
-//! p2pctl stat
+//! p2pctl stat [--json]
+//! p2pctl status FILE [--json] [--probe] [--importer BDF]...
 //! ```
 //!
 //! `verify` mmaps FILE, maps the range for the edu device through
@@ -18,14 +19,18 @@
 //! 64 MiB), reads N evenly spaced pages of each piece (first and last
 //! included) through the device, compares them with O_DIRECT reads and
 //! unmaps the piece before the next. `stat` prints p2pmap's counters and
-//! the CMB size the PCI functions publish. Exit status 0 on success, 1 on a
-//! mismatch or error, 2 on bad usage.
+//! the CMB size the PCI functions publish. `status` tells an administrator
+//! whether FILE can be served peer to peer and, for each refusal, why and
+//! what to do (see `status.rs`); its exit status is 1 if it cannot. Exit
+//! status 0 on success, 1 on a mismatch or error, 2 on bad usage.
 
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+mod status;
 
 const DEV: &str = "/dev/p2pmap_importer";
 const STATS: &str = "/sys/kernel/debug/p2pmap/stats";
@@ -535,9 +540,8 @@ fn hold(a: &Args) -> Res<bool> {
     }
 }
 
-fn stat() -> Res<bool> {
+fn stat(json: bool) -> Res<bool> {
     let s = fs::read_to_string(STATS).map_err(|e| format!("{STATS}: {e} (is p2pmap loaded?)"))?;
-    print!("{s}");
     // The CMB the PCI functions publish as P2P memory (sysfs).
     let mut total = 0u64;
     if let Ok(dir) = fs::read_dir("/sys/bus/pci/devices") {
@@ -552,15 +556,51 @@ fn stat() -> Res<bool> {
             }
         }
     }
-    println!("cmb_bytes_total {total}");
+    if !json {
+        print!("{s}");
+        println!("cmb_bytes_total {total}");
+        return Ok(true);
+    }
+    // Every "name value" line whose value is a number.
+    let mut o = String::from("{");
+    for (k, v) in s
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, v)| v.trim().parse::<u64>().is_ok())
+    {
+        o.push_str(&format!("\"{k}\":{},", v.trim()));
+    }
+    o.push_str(&format!("\"cmb_bytes_total\":{total}}}"));
+    println!("{o}");
     Ok(true)
+}
+
+/// `status FILE [--json] [--probe] [--importer BDF]...`
+fn status_cmd(args: &[String]) -> Res<bool> {
+    let (mut file, mut json, mut probe, mut importers) = (None, false, false, Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--probe" => probe = true,
+            "--importer" => {
+                importers.push(it.next().ok_or("--importer needs a PCI address")?.clone())
+            }
+            f if !f.starts_with('-') && file.is_none() => file = Some(f.to_string()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let file = file.ok_or("missing FILE")?;
+    status::status(&file, json, probe, &importers)
 }
 
 fn usage() -> ExitCode {
     eprintln!(
         "usage: p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]\n       \
          p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]\n       \
-         p2pctl sample FILE [--pages N] [--piece SIZE] [--no-fallback]\n       p2pctl stat"
+         p2pctl sample FILE [--pages N] [--piece SIZE] [--no-fallback]\n       \
+         p2pctl stat [--json]\n       \
+         p2pctl status FILE [--json] [--probe] [--importer BDF]..."
     );
     ExitCode::from(2)
 }
@@ -572,7 +612,22 @@ fn main() -> ExitCode {
     };
     let rest = &argv[2..];
     let r = match cmd.as_str() {
-        "stat" => stat(),
+        "stat" => match rest {
+            [] => stat(false),
+            [j] if j == "--json" => stat(true),
+            _ => return usage(),
+        },
+        "status" => match status_cmd(rest) {
+            Err(e)
+                if e.starts_with("unknown argument")
+                    || e.starts_with("missing")
+                    || e.starts_with("--importer") =>
+            {
+                eprintln!("p2pctl: {e}");
+                return usage();
+            }
+            r => r,
+        },
         "verify" | "hold" | "sample" => match parse(rest) {
             Ok(a) if cmd == "verify" => verify(&a),
             Ok(a) if cmd == "sample" => sample(&a),
