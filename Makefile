@@ -15,12 +15,9 @@ KMAKE = $(MAKE) -C $(KDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=1) \
 	KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror
 KSRC = $(KDIR)/source
 CC_TEST ?= gcc
-SELFTEST_CFLAGS = -O2 -g -Wall -Werror -I$(KSRC)/tools/testing/selftests \
-	-Itests/include -static -pthread
-SELFTESTS := $(patsubst tests/selftests/%.c,build/bin/%,$(wildcard tests/selftests/*_test.c))
-# Not run by run-tests (no _test suffix): the unplug test removes the NVMe
-# (its own boot), the benchmark is `make bench`.
-SELFTESTS += build/bin/p2pmap_unplug build/bin/p2pmap_bench
+# The selftests are built by their kselftest-style Makefile (the kernel's
+# lib.mk) into build/bin.
+SELFTEST_MAKE = $(MAKE) -C tests/selftests KSRC=$(KSRC) OUTPUT=$(CURDIR)/build/bin CC=$(CC_TEST)
 
 .PHONY: all build setup kernel module tools selftests host-test checkpatch check demo \
 	bench stress fmt fmt-check clippy clean
@@ -43,7 +40,9 @@ module:
 clippy:
 	$(KMAKE) M=$(CURDIR) CLIPPY=1 modules
 
-selftests: $(SELFTESTS)
+selftests:
+	@mkdir -p build/bin
+	+$(SELFTEST_MAKE)
 
 # p2pctl: static binary (crt-static), dependencies pinned by its Cargo.lock.
 tools:
@@ -51,10 +50,6 @@ tools:
 	cd tests/tools/p2pctl && RUSTFLAGS="-C target-feature=+crt-static" \
 		cargo build -q --release --locked --target-dir $(CURDIR)/build/cargo
 	cp build/cargo/release/p2pctl build/bin/p2pctl
-
-build/bin/%: tests/selftests/%.c $(wildcard tests/include/*.h)
-	@mkdir -p build/bin
-	$(CC_TEST) $(SELFTEST_CFLAGS) -o $@ $<
 
 fmt:
 	rustfmt --edition 2021 src/p2pmap_main.rs tests/importer/importer_main.rs

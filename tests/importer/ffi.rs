@@ -43,6 +43,25 @@ mod ext {
     include!("importer_generated.rs");
 }
 
+/// The ioctl ABI's generated items (see `uapi`).
+pub(crate) mod abi {
+    pub(crate) use super::ext::{
+        p2pmap_map,
+        p2pmap_rw,
+        p2pmap_status,
+        P2PMAP_IOCTL_MAP,
+        P2PMAP_IOCTL_READ,
+        P2PMAP_IOCTL_STATUS,
+        P2PMAP_IOCTL_UNMAP,
+        P2PMAP_IOCTL_UNMAP_AGAIN,
+        P2PMAP_IOCTL_WRITE,
+        P2PMAP_MAP_NO_FALLBACK,
+        P2PMAP_MAP_WRITE,
+        P2PMAP_PATH_FALLBACK,
+        P2PMAP_PATH_P2P, //
+    };
+}
+
 // SAFETY: `repr(C)` structs of integers without padding (checked by the
 // const assertions in `uapi`); every bit pattern is valid.
 unsafe impl FromBytes for uapi::Map {}

@@ -6,6 +6,11 @@
  *
  * Handles belong to the open file that created them; closing the file
  * unmaps them all.
+ *
+ * The one copy of this ABI: the C tests include it, the importer
+ * (tests/importer/Kbuild) and p2pctl (tests/tools/p2pctl/build.rs) get
+ * their Rust definitions from it through bindgen
+ * (p2pmap_importer_consts.h).
  */
 #ifndef _P2PMAP_IMPORTER_H
 #define _P2PMAP_IMPORTER_H

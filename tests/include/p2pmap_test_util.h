@@ -4,12 +4,18 @@
 #define P2PMAP_TEST_UTIL_H
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p2pmap_importer.h"
@@ -165,6 +171,116 @@ static inline int ensure_p2pmap_loaded(void)
 		return -1;
 	snprintf(cmd, sizeof(cmd), "insmod %s/p2pmap.ko", root);
 	return system(cmd) == 0 ? 0 : -1;
+}
+
+/*
+ * What a test creates beyond its process (files, swap files, child
+ * processes, an unmounted filesystem), registered as it creates them, so
+ * that its fixture's teardown releases them whether the test passed or an
+ * ASSERT ended it halfway (the harness runs the teardown, then aborts).
+ * Descriptors, mappings, threads and importer handles die with the test's
+ * process and need no registration.
+ */
+#define SCRATCH_MAX 72
+
+struct scratch {
+	char files[SCRATCH_MAX][256];	/* unlinked (swapoff first if swap) */
+	int swap[SCRATCH_MAX];
+	int nfiles;
+	pid_t pids[SCRATCH_MAX];	/* killed and reaped unless reaped */
+	int npids;
+	char mount_dir[64];		/* mounted again if unmounted */
+	char mount_src[256];
+	char mount_type[16];
+};
+
+/* @path (any format) is removed at teardown. */
+static inline const char *scratch_file(struct scratch *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline const char *scratch_file(struct scratch *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	if (s->nfiles >= SCRATCH_MAX)
+		return NULL;
+	p = s->files[s->nfiles];
+	s->swap[s->nfiles++] = 0;
+	va_start(ap, fmt);
+	vsnprintf(p, sizeof(s->files[0]), fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+/* The file @path is used as swap: swapoff before it is removed. */
+static inline void scratch_swap(struct scratch *s, const char *path)
+{
+	int i;
+
+	for (i = 0; i < s->nfiles; i++)
+		if (!strcmp(s->files[i], path))
+			s->swap[i] = 1;
+}
+
+/* Child @pid is killed and reaped at teardown unless scratch_reaped(). */
+static inline void scratch_pid(struct scratch *s, pid_t pid)
+{
+	if (pid > 0 && s->npids < SCRATCH_MAX)
+		s->pids[s->npids++] = pid;
+}
+
+/* Child @pid was reaped by the test. */
+static inline void scratch_reaped(struct scratch *s, pid_t pid)
+{
+	int i;
+
+	for (i = 0; i < s->npids; i++)
+		if (s->pids[i] == pid)
+			s->pids[i] = 0;
+}
+
+/* @dir (from @src, of type @type) is mounted again at teardown if it is not. */
+static inline void scratch_mount(struct scratch *s, const char *dir, const char *src,
+				 const char *type)
+{
+	snprintf(s->mount_dir, sizeof(s->mount_dir), "%s", dir);
+	snprintf(s->mount_src, sizeof(s->mount_src), "%s", src);
+	snprintf(s->mount_type, sizeof(s->mount_type), "%s", type);
+}
+
+/* Whether @dir is a mount point (its device differs from its parent's). */
+static inline int scratch_mounted(const char *dir)
+{
+	char parent[80];
+	struct stat a, b;
+
+	snprintf(parent, sizeof(parent), "%s/..", dir);
+	return !stat(dir, &a) && !stat(parent, &b) && a.st_dev != b.st_dev;
+}
+
+/* Releases everything registered; 0 if all went well. */
+static inline int scratch_release(struct scratch *s)
+{
+	int i, status, ret = 0;
+
+	for (i = 0; i < s->npids; i++) {
+		if (s->pids[i] <= 0)
+			continue;
+		kill(s->pids[i], SIGKILL);
+		if (waitpid(s->pids[i], &status, 0) != s->pids[i])
+			ret = -1;
+	}
+	if (s->mount_dir[0] && !scratch_mounted(s->mount_dir) &&
+	    mount(s->mount_src, s->mount_dir, s->mount_type, 0, NULL))
+		ret = -1;
+	for (i = 0; i < s->nfiles; i++) {
+		if (s->swap[i])
+			swapoff(s->files[i]);
+		if (unlink(s->files[i]) && errno != ENOENT)
+			ret = -1;
+	}
+	s->npids = s->nfiles = 0;
+	return ret;
 }
 
 #endif /* P2PMAP_TEST_UTIL_H */

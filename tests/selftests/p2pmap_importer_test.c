@@ -103,6 +103,12 @@ static void *remap_fresh(void *map, size_t len, int fd)
 	return mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 }
 
+/* Ends fault injection: no later request takes the slow path by force. */
+static int reset_inject_retry(void)
+{
+	return write_knob("/sys/kernel/debug/p2pmap/inject_retry", 0);
+}
+
 FIXTURE(importer)
 {
 	int dev;
@@ -110,6 +116,7 @@ FIXTURE(importer)
 	size_t size;
 	int fd;
 	void *map;
+	struct scratch s;	/* what a test creates beyond the fixture's file */
 };
 
 FIXTURE_SETUP(importer)
@@ -138,6 +145,11 @@ FIXTURE_TEARDOWN(importer)
 	/* and leases enabled (leases_disabled_is_its_own_refusal) */
 	if (set_leases_enable(1))
 		TH_LOG("could not enable leases again");
+	/* and no injected retry left (provider_drops_mmap_lock_and_caller_retries) */
+	if (reset_inject_retry())
+		TH_LOG("could not reset inject_retry");
+	if (scratch_release(&self->s))
+		TH_LOG("could not release what the test created");
 	munmap(self->map, round_up_page(self->size));
 	close(self->fd);
 	close(self->dev);
@@ -320,8 +332,31 @@ TEST_F(importer, write_mapping_is_refused_by_provider)
 	close(fd);
 }
 
+/*
+ * Tests that need no file of the importer fixture's: each registers what it
+ * creates (files, swap, children, an unmounted filesystem) in @s, and the
+ * teardown releases it however the test ended.
+ */
+FIXTURE(scratch)
+{
+	struct scratch s;
+};
+
+FIXTURE_SETUP(scratch)
+{
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+}
+
+FIXTURE_TEARDOWN(scratch)
+{
+	if (scratch_release(&self->s))
+		TH_LOG("could not release what the test created");
+	if (!access("/sys/module/p2pmap", F_OK) && reset_inject_retry())
+		TH_LOG("could not reset inject_retry");
+}
+
 /* ext4 offers the callbacks too (patch 4): the provider is reached and refuses, no block ops. */
-TEST(ext4_refused_no_block_ops_truncate_still_revokes)
+TEST_F(scratch, ext4_refused_no_block_ops_truncate_still_revokes)
 {
 	struct p2pmap_status st = { 0 };
 	char path[256];
@@ -333,6 +368,7 @@ TEST(ext4_refused_no_block_ops_truncate_still_revokes)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), EXT4_DIR "/importer.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, 8192, 3));
 	fd = open(path, O_RDONLY);
 	p = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0);
@@ -1144,7 +1180,7 @@ TEST_F(importer, exit_while_mapped)
 }
 
 /* Holes are zero-filled in the window, never read from disk. */
-TEST(sparse_file_holes_read_as_zeros)
+TEST_F(scratch, sparse_file_holes_read_as_zeros)
 {
 	char path[256], buf[5 * 4096];
 	int dev, fd, i;
@@ -1155,6 +1191,7 @@ TEST(sparse_file_holes_read_as_zeros)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/sparse.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 4096; i++)
@@ -1189,7 +1226,7 @@ TEST(sparse_file_holes_read_as_zeros)
  * write a pattern, delete the file, preallocate a new one over the freed
  * blocks, map it.
  */
-TEST(unwritten_extents_read_as_zeros)
+TEST_F(scratch, unwritten_extents_read_as_zeros)
 {
 	char path[256], buf[16 * 4096];
 	int dev, fd, i;
@@ -1199,10 +1236,12 @@ TEST(unwritten_extents_read_as_zeros)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/old.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, 1 << 20, 0x5a));
 	ASSERT_EQ(0, unlink(path));
 	sync();
 	snprintf(path, sizeof(path), XFS_DIR "/prealloc.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0644);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, fallocate(fd, 0, 0, 1 << 20));
@@ -1225,7 +1264,7 @@ TEST(unwritten_extents_read_as_zeros)
 }
 
 /* A reflinked copy has shared extents: map_blocks says -ENXIO, p2pmap refuses. */
-TEST(reflinked_file_is_refused)
+TEST_F(scratch, reflinked_file_is_refused)
 {
 	char src[256], dst[256], cmd[600];
 	int dev, fd;
@@ -1236,7 +1275,9 @@ TEST(reflinked_file_is_refused)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(src, sizeof(src), XFS_DIR "/orig.%d", getpid());
+	scratch_file(&self->s, "%s", src);
 	snprintf(dst, sizeof(dst), XFS_DIR "/reflink.%d", getpid());
+	scratch_file(&self->s, "%s", dst);
 	ASSERT_EQ(0, make_pattern_file(src, 8192, 1));
 	snprintf(cmd, sizeof(cmd), "cp --reflink=always %s %s && sync", src, dst);
 	ASSERT_EQ(0, system(cmd));
@@ -1377,7 +1418,7 @@ static int map_expect_refused(int dev, const char *path, size_t size, int err,
  * least recently used mapped window (its importer sees the revocation and
  * maps again later, which in turn revokes the other).
  */
-TEST(cmb_pressure_revokes_the_lru_window)
+TEST_F(scratch, cmb_pressure_revokes_the_lru_window)
 {
 	const size_t big = 40 << 20;
 	char pa_path[256], pb_path[256];
@@ -1391,7 +1432,9 @@ TEST(cmb_pressure_revokes_the_lru_window)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(pa_path, sizeof(pa_path), XFS_DIR "/big_a.%d", getpid());
+	scratch_file(&self->s, "%s", pa_path);
 	snprintf(pb_path, sizeof(pb_path), XFS_DIR "/big_b.%d", getpid());
+	scratch_file(&self->s, "%s", pb_path);
 	ASSERT_EQ(0, make_pattern_file(pa_path, big, 11));
 	ASSERT_EQ(0, make_pattern_file(pb_path, big, 12));
 	a.handle = map_file(dev, pa_path, big, &ma, &fa);
@@ -1447,7 +1490,7 @@ TEST(cmb_pressure_revokes_the_lru_window)
  * the CMB: refused up front (E2BIG, too_large), nothing revoked (before,
  * every window was revoked, then the request failed anyway).
  */
-TEST(cmb_pressure_revokes_only_what_is_missing)
+TEST_F(scratch, cmb_pressure_revokes_only_what_is_missing)
 {
 	const size_t M = 1 << 20, sa = 16 * M, sb = 24 * M, sc = 32 * M, sd = 96 * M;
 	char pa[256], pb[256], pc[256], pd[256];
@@ -1463,9 +1506,13 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
 	ASSERT_LE(0, dev);
 	ASSERT_EQ(0, p2pmap_stat("cmb_bytes_used")) TH_LOG("the CMB must start empty");
 	snprintf(pa, sizeof(pa), XFS_DIR "/pr_a.%d", getpid());
+	scratch_file(&self->s, "%s", pa);
 	snprintf(pb, sizeof(pb), XFS_DIR "/pr_b.%d", getpid());
+	scratch_file(&self->s, "%s", pb);
 	snprintf(pc, sizeof(pc), XFS_DIR "/pr_c.%d", getpid());
+	scratch_file(&self->s, "%s", pc);
 	snprintf(pd, sizeof(pd), XFS_DIR "/pr_d.%d", getpid());
+	scratch_file(&self->s, "%s", pd);
 	ASSERT_EQ(0, make_pattern_file_direct(pa, sa, 51));
 	ASSERT_EQ(0, make_pattern_file_direct(pb, sb, 52));
 	ASSERT_EQ(0, make_pattern_file_direct(pc, sc, 53));
@@ -1529,7 +1576,7 @@ TEST(cmb_pressure_revokes_only_what_is_missing)
  * layout lease, so p2pmap would never learn that they changed. Refused with
  * its own reason (ETXTBSY, as write() to it is).
  */
-TEST(active_swap_file_is_refused)
+TEST_F(scratch, active_swap_file_is_refused)
 {
 	const size_t size = 4 << 20;
 	char path[256], cmd[512];
@@ -1539,10 +1586,12 @@ TEST(active_swap_file_is_refused)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/swap.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, size, 9));	/* no holes */
 	ASSERT_EQ(0, chmod(path, 0600));
 	snprintf(cmd, sizeof(cmd), "mkswap -q %s", path);
 	ASSERT_EQ(0, system(cmd));
+	scratch_swap(&self->s, path);
 	ASSERT_EQ(0, syscall(SYS_swapon, path, 0)) TH_LOG("swapon: %s", strerror(errno));
 	EXPECT_EQ(0, map_expect_refused(dev, path, size, ETXTBSY, "refused_swapfile"));
 	EXPECT_EQ(0, syscall(SYS_swapoff, path));
@@ -1600,7 +1649,7 @@ static void *store_loop(void *arg)
  * (it was, while CPU writes were one sequence per inode: most of the 100
  * MAPs were refused as cpu_write), and every MAP is served peer to peer.
  */
-TEST(map_blocks_while_another_page_is_stored_into)
+TEST_F(scratch, map_blocks_while_another_page_is_stored_into)
 {
 	const size_t size = 64 * 4096, len = 16 * 4096;
 	struct storer st = { 0 };
@@ -1617,6 +1666,7 @@ TEST(map_blocks_while_another_page_is_stored_into)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/storer.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, size, 13));
 	fd = open(path, O_RDWR);
 	ASSERT_LE(0, fd);
@@ -1662,7 +1712,7 @@ TEST(map_blocks_while_another_page_is_stored_into)
  * evicted the file's cached pages"). A write moves the layout sequence:
  * the next window asks map_blocks again, and reads the new bytes.
  */
-TEST(second_window_reuses_cached_extents)
+TEST_F(scratch, second_window_reuses_cached_extents)
 {
 	const size_t size = 64 * 4096;
 	uint64_t calls, hits;
@@ -1676,6 +1726,7 @@ TEST(second_window_reuses_cached_extents)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/extents.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	/* O_DIRECT: no page of the file is cached to begin with */
 	ASSERT_EQ(0, make_pattern_file_direct(path, size, 23));
 	fd = open(path, O_RDWR);
@@ -1735,7 +1786,7 @@ TEST(second_window_reuses_cached_extents)
  * shared afterwards: a fresh MAP is refused (reflinked) and the importer
  * reads the new contents through the page cache.
  */
-TEST(reflink_revokes_source_and_destination)
+TEST_F(scratch, reflink_revokes_source_and_destination)
 {
 	const size_t size = 16384;
 	char src[256], dst[256];
@@ -1750,7 +1801,9 @@ TEST(reflink_revokes_source_and_destination)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(src, sizeof(src), XFS_DIR "/rl_src.%d", getpid());
+	scratch_file(&self->s, "%s", src);
 	snprintf(dst, sizeof(dst), XFS_DIR "/rl_dst.%d", getpid());
+	scratch_file(&self->s, "%s", dst);
 	ASSERT_EQ(0, make_pattern_file(src, size, 21));
 	ASSERT_EQ(0, make_pattern_file(dst, size, 22));
 	hs = map_file(dev, src, size, &ms, &fs);
@@ -1803,7 +1856,7 @@ TEST(reflink_revokes_source_and_destination)
  * runs in the truncating task (quiesce_us) and releases no lease; a lease
  * break's (nowait_write_breaks_the_lease_instead) also times the release.
  */
-TEST(revocation_is_timed)
+TEST_F(scratch, revocation_is_timed)
 {
 	const size_t size = 8192;
 	char path[256];
@@ -1815,6 +1868,7 @@ TEST(revocation_is_timed)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/timed.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, size, 3));
 	h = map_file(dev, path, size, &map, &fd);
 	ASSERT_NE(0, h);
@@ -1885,7 +1939,7 @@ static int stress_worker(int id, int rounds)
  * Several processes map, read (verified), truncate (revoked) and rewrite
  * their files concurrently, for a fixed number of rounds.
  */
-TEST(stress_map_truncate_rewrite)
+TEST_F(scratch, stress_map_truncate_rewrite)
 {
 	const int workers = 3, rounds = 12;
 	pid_t pids[3];
@@ -1897,9 +1951,12 @@ TEST(stress_map_truncate_rewrite)
 		ASSERT_LE(0, pids[i]);
 		if (!pids[i])
 			_exit(stress_worker(i, rounds));
+		scratch_pid(&self->s, pids[i]);
+		scratch_file(&self->s, XFS_DIR "/stress.%d.%d", pids[i], i);
 	}
 	for (i = 0; i < workers; i++) {
 		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		scratch_reaped(&self->s, pids[i]);
 		EXPECT_TRUE(WIFEXITED(status));
 		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("worker %d failed at step %d", i, WEXITSTATUS(status));
 	}
@@ -1934,7 +1991,7 @@ static int mount_source(const char *dir, char *src, size_t len)
  * and the lease worker frees it, also when the file was unlinked
  * meanwhile, and the filesystem can then be unmounted.
  */
-TEST(abandoned_window_expires_and_umount_succeeds)
+TEST_F(scratch, abandoned_window_expires_and_umount_succeeds)
 {
 	const size_t size = 8 * 4096;
 	uint64_t live, expired;
@@ -1947,7 +2004,9 @@ TEST(abandoned_window_expires_and_umount_succeeds)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	ASSERT_EQ(0, mount_source(XFS_DIR, src, sizeof(src)));
+	scratch_mount(&self->s, XFS_DIR, src, "xfs");
 	snprintf(path, sizeof(path), XFS_DIR "/abandoned.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, size, 5));
 	fd = open(path, O_RDONLY);
 	ASSERT_LE(0, fd);
@@ -2009,7 +2068,7 @@ static long aio_syscall_setup(unsigned int nr, aio_context_t *ctx)
  * writes of 512 KiB are in flight; sampled pages read through the device
  * must hold the new bytes.
  */
-TEST(direct_write_in_flight_is_not_staged_stale)
+TEST_F(scratch, direct_write_in_flight_is_not_staged_stale)
 {
 	const size_t size = 4 << 20, piece = 512 << 10;
 	const int rounds = 6, pieces = size / piece;
@@ -2023,6 +2082,7 @@ TEST(direct_write_in_flight_is_not_staged_stale)
 	dev = open_importer();
 	ASSERT_LE(0, dev);
 	snprintf(path, sizeof(path), XFS_DIR "/dio.%d", getpid());
+	scratch_file(&self->s, "%s", path);
 	ASSERT_EQ(0, make_pattern_file(path, size, 40));
 	ASSERT_EQ(0, posix_memalign((void **)&data, 4096, size));
 	fd = open(path, O_RDONLY);
@@ -2177,6 +2237,7 @@ TEST_F_TIMEOUT(importer, lease_breaks_of_64_inodes_while_remapping, 900)
 
 	for (i = 0; i < BREAK_FILES; i++) {
 		snprintf(rm[i].path, sizeof(rm[i].path), XFS_DIR "/brk.%d.%d", getpid(), i);
+		scratch_file(&self->s, "%s", rm[i].path);
 		ASSERT_EQ(0, make_pattern_file(rm[i].path, 2 * 4096, i));
 		rm[i].stop = &stop;
 		rm[i].truncated = 0;

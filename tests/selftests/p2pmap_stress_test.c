@@ -891,8 +891,15 @@ static int stress_run(const struct params *p, struct result *res)
 		return -1;
 	for (i = 0; i < NREADERS; i++) {
 		pids[i] = fork();
-		if (pids[i] < 0)
+		if (pids[i] < 0) {
+			/* No reader may outlive the run: stop those started. */
+			while (i--) {
+				kill(pids[i], SIGKILL);
+				waitpid(pids[i], &status, 0);
+			}
+			mutator_teardown(&m);
 			return -1;
+		}
 		if (!pids[i])
 			_exit(reader(sh, i, p));
 	}

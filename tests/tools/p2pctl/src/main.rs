@@ -33,59 +33,30 @@ use std::time::{Duration, Instant};
 mod status;
 
 const DEV: &str = "/dev/p2pmap_importer";
+
 const STATS: &str = "/sys/kernel/debug/p2pmap/stats";
 const PAGE: u64 = 4096;
 
-const MAP_WRITE: u32 = 1 << 1;
-const MAP_NO_FALLBACK: u32 = 1 << 16;
-const PATH_P2P: u32 = 1;
-
-#[repr(C)]
-#[derive(Default, Debug)]
-struct Map {
-    addr: u64,
-    len: u64,
-    flags: u32,
-    handle: u32,
-    p2p_errno: i32,
-    path: u32,
+/// The importer's ioctl ABI, generated from `tests/include/p2pmap_importer.h`
+/// by `build.rs`.
+#[allow(non_camel_case_types, non_upper_case_globals, dead_code)]
+mod abi {
+    include!(concat!(env!("OUT_DIR"), "/abi.rs"));
 }
 
-#[repr(C)]
-#[derive(Default)]
-struct Rw {
-    handle: u32,
-    pad: u32,
-    offset: u64,
-    len: u64,
-    buf: u64,
-}
-
-#[repr(C)]
-#[derive(Default, Debug)]
-struct Status {
-    handle: u32,
-    path: u32,
-    p2p_errno: i32,
-    mapped: u32,
-    revoked: u32,
-    revoked_by: u32,
-    invalidations: u64,
-    quiesce_ns: u64,
-    len: u64,
-}
-
-/// `_IOC(dir, 'p', nr, size)` as in include/uapi/asm-generic/ioctl.h.
-const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
-    (dir << 30) | ((size as u64) << 16) | ((b'p' as u64) << 8) | nr
-}
-const IOC_W: u64 = 1;
-const IOC_RW: u64 = 3;
-const IOC_MAP: u64 = ioc(IOC_RW, 1, std::mem::size_of::<Map>());
-const IOC_READ: u64 = ioc(IOC_W, 2, std::mem::size_of::<Rw>());
-const IOC_WRITE: u64 = ioc(IOC_W, 3, std::mem::size_of::<Rw>());
-const IOC_STATUS: u64 = ioc(IOC_RW, 4, std::mem::size_of::<Status>());
-const IOC_UNMAP: u64 = ioc(IOC_W, 5, std::mem::size_of::<u32>());
+use abi::{
+    p2pmap_map as Map,
+    p2pmap_rw as Rw,
+    p2pmap_status as Status,
+    P2PMAP_IOCTL_MAP as IOC_MAP,
+    P2PMAP_IOCTL_READ as IOC_READ,
+    P2PMAP_IOCTL_STATUS as IOC_STATUS,
+    P2PMAP_IOCTL_UNMAP as IOC_UNMAP,
+    P2PMAP_IOCTL_WRITE as IOC_WRITE,
+    P2PMAP_MAP_NO_FALLBACK as MAP_NO_FALLBACK,
+    P2PMAP_MAP_WRITE as MAP_WRITE,
+    P2PMAP_PATH_P2P as PATH_P2P, //
+};
 
 type Res<T> = Result<T, String>;
 
@@ -111,7 +82,7 @@ impl Fd {
         Ok(Fd(fd))
     }
 
-    fn ioctl<T>(&self, req: u64, arg: &mut T) -> Result<(), i32> {
+    fn ioctl<T>(&self, req: u32, arg: &mut T) -> Result<(), i32> {
         // SAFETY: `arg` points to a live, properly sized `repr(C)` value.
         let r = unsafe { libc::ioctl(self.0, req as _, arg as *mut T) };
         if r < 0 {

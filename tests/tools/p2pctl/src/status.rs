@@ -30,7 +30,7 @@ const TMPFS_MAGIC: i64 = 0x0102_1994;
 const BTRFS_MAGIC: i64 = 0x9123_683E;
 
 /// `FS_IOC_FIEMAP`: `_IOWR('f', 11, struct fiemap)`.
-const FS_IOC_FIEMAP: u64 = (3 << 30) | (32 << 16) | ((b'f' as u64) << 8) | 11;
+const FS_IOC_FIEMAP: u32 = (3 << 30) | (32 << 16) | ((b'f' as u32) << 8) | 11;
 const FIEMAP_EXTENT_LAST: u32 = 0x1;
 const FIEMAP_EXTENT_DELALLOC: u32 = 0x4;
 const FIEMAP_EXTENT_UNWRITTEN: u32 = 0x800;
