@@ -81,11 +81,15 @@ pub enum Reason {
     /// Taking the layout lease failed otherwise (opening p2pmap's own file
     /// for it, e.g. `ENFILE` or a security module's denial).
     LeaseFailed,
+    /// The filesystem failed with an I/O error while p2pmap took its
+    /// layout lease (XFS after a forced shutdown fails every open):
+    /// retrying will not help.
+    FsError,
 }
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 27] = [
+    pub const ALL: [Reason; 28] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -113,6 +117,7 @@ impl Reason {
         Reason::LeasesDisabled,
         Reason::NoMemory,
         Reason::LeaseFailed,
+        Reason::FsError,
     ];
 
     /// Number of reasons.
@@ -148,6 +153,7 @@ impl Reason {
             Reason::LeasesDisabled => "leases_disabled",
             Reason::NoMemory => "no_memory",
             Reason::LeaseFailed => "lease_failed",
+            Reason::FsError => "fs_error",
         }
     }
 
@@ -170,7 +176,7 @@ impl Reason {
             Reason::NoP2pProvider => ENODEV,
             Reason::PastEof => EINVAL,
             Reason::Reflinked => ENXIO,
-            Reason::MapBlocksFailed | Reason::ReadFailed => EIO,
+            Reason::MapBlocksFailed | Reason::ReadFailed | Reason::FsError => EIO,
             Reason::CmbFull => ENOSPC,
             Reason::TooLarge => E2BIG,
             Reason::NoP2pPath | Reason::HostBridgeRoute => EXDEV,
@@ -195,6 +201,8 @@ impl Reason {
             // kernel_setlease() on a file without ->setlease.
             EINVAL => Reason::LeasesDisabled,
             ENOMEM => Reason::NoMemory,
+            // The filesystem is broken (XFS shut down): not worth a retry.
+            EIO => Reason::FsError,
             _ => Reason::LeaseFailed,
         }
     }
@@ -231,6 +239,8 @@ mod tests {
         assert_eq!(Reason::of_lease_error(EINVAL), Reason::LeasesDisabled);
         assert_eq!(Reason::of_lease_error(ENOMEM), Reason::NoMemory);
         assert_eq!(Reason::of_lease_error(EACCES), Reason::LeaseFailed);
+        assert_eq!(Reason::of_lease_error(EIO), Reason::FsError);
+        assert_eq!(Reason::FsError.errno(), EIO);
         assert_eq!(Reason::LeasesDisabled.errno(), EOPNOTSUPP);
         assert_eq!(Reason::NoMemory.errno(), ENOMEM);
     }

@@ -211,6 +211,9 @@ pub(crate) fn advice(reason: &str, file: &str, size: u64) -> String {
         "extent_unsupported" => format!(
             "the file has extents p2pmap cannot stage (delayed allocation): sync {file} and map again"
         ),
+        "fs_error" => {
+            "the filesystem failed (an XFS forced shutdown, see dmesg): unmount it, run xfs_repair if the log says so, and mount it again".into()
+        }
         "map_blocks_failed" | "read_failed" => {
             "the filesystem or the NVMe failed: see the kernel log (dmesg)".into()
         }

@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Faults of the filesystem under live device mappings (issue 17, part 2):
+ * an XFS forced shutdown, and a frozen filesystem, each with a mapping the
+ * device is reading and with a window nobody claimed. Each must end in a
+ * clear errno to the importer and a counted reason, with nothing leaked
+ * (windows, CMB, the mount), nothing hung and nothing lost.
+ *
+ * Needs: /dev/p2pmap_importer, an XFS at /mnt/p2p (whose device this test
+ * unmounts and mounts again), p2pmap.ko at $P2PMAP_ROOT, xfs_io.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <linux/fs.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "p2pmap_importer.h"
+#include "p2pmap_test_util.h"
+
+#define XFS_DIR "/mnt/p2p"
+#define SIZE (8 * 4096)
+
+/*
+ * Measured: each test takes under 15 s (TCG, KASAN kernel), most of it the
+ * 5 s expiry of an unclaimed window and the mount after a shutdown (log
+ * recovery); 300 s only bounds a hang.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 300
+
+/* The source of the filesystem mounted at @dir, from /proc/mounts. */
+static int mount_source(const char *dir, char *src, size_t len)
+{
+	char line[512], dev[256], mnt[256];
+	FILE *f = fopen("/proc/mounts", "r");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %255s", dev, mnt) == 2 && !strcmp(mnt, dir)) {
+			snprintf(src, len, "%s", dev);
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Polls (10 ms steps) until counter @name equals @want; 0 if it did within
+ * @bound_s seconds (the bound only catches a hang). */
+static int wait_stat(const char *name, uint64_t want, int bound_s)
+{
+	int i;
+
+	for (i = 0; i < bound_s * 100; i++) {
+		if (p2pmap_stat(name) == want)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* Sum of the refused_* counters. */
+static uint64_t refusals(void)
+{
+	char line[256];
+	uint64_t sum = 0;
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		char *sp = strchr(line, ' ');
+
+		if (!strncmp(line, "refused_", 8) && sp)
+			sum += strtoull(sp + 1, NULL, 10);
+	}
+	fclose(f);
+	return sum;
+}
+
+/*
+ * The names of the refused_* counters that are above their value in
+ * @before (the stats file as read then), space-separated, in @out.
+ */
+static void moved_refusals(const char *before, char *out, size_t len)
+{
+	char line[256], name[128];
+	unsigned long long now, then;
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+	const char *p;
+
+	out[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "refused_", 8) || sscanf(line, "%127s %llu", name, &now) != 2)
+			continue;
+		p = strstr(before, name);
+		if (!p || sscanf(p + strlen(name), " %llu", &then) != 1 || now > then)
+			snprintf(out + strlen(out), len - strlen(out), "%s ", name + 8);
+	}
+	fclose(f);
+}
+
+/* The stats file, in @buf. */
+static void read_stats(char *buf, size_t len)
+{
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = 0;
+}
+
+/* umount @dir, retrying while busy (a lease's file is put from a kthread,
+ * and that fput is deferred again): 0 on success. */
+static int umount_retry(const char *dir)
+{
+	int i, ret = -1;
+
+	for (i = 0; i < 300; i++) {
+		ret = umount(dir);
+		if (!ret || errno != EBUSY)
+			break;
+		usleep(100000);
+	}
+	return ret;
+}
+
+/* Writes @val to the debugfs, sysfs or procfs file @path; 0 on success. */
+static int debugfs_write(const char *path, unsigned int val)
+{
+	FILE *f = fopen(path, "w");
+	int ret;
+
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%u\n", val) > 0 ? 0 : -1;
+	return fclose(f) ? -1 : ret;
+}
+
+/* A mapped file of the test: path, descriptor, mapping. */
+struct tfile {
+	char path[256];
+	int fd;
+	void *map;
+};
+
+FIXTURE(fault)
+{
+	int dev;
+	char src[256];
+	struct tfile a, b, c;
+	uint64_t live;		/* windows_live before the test */
+	int frozen;
+	int shut_down;		/* XFS shut down and not mounted again yet */
+	struct scratch s;
+};
+
+/* Creates @t (pattern @seed) unless @exists, opens and maps it. */
+static int tfile_open(struct scratch *s, struct tfile *t, const char *name, unsigned int seed,
+		      int exists)
+{
+	snprintf(t->path, sizeof(t->path), XFS_DIR "/%s.%d", name, getpid());
+	scratch_file(s, "%s", t->path);
+	if (!exists && make_pattern_file(t->path, SIZE, seed))
+		return -1;
+	t->fd = open(t->path, O_RDONLY);
+	if (t->fd < 0)
+		return -1;
+	t->map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, t->fd, 0);
+	return t->map == MAP_FAILED ? -1 : 0;
+}
+
+static void tfile_close(struct tfile *t)
+{
+	if (t->map && t->map != MAP_FAILED)
+		munmap(t->map, SIZE);
+	if (t->fd > 0)
+		close(t->fd);
+	t->map = NULL;
+	t->fd = -1;
+}
+
+FIXTURE_SETUP(fault)
+{
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	self->dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, self->dev) TH_LOG("open %s: %s", P2PMAP_IMPORTER_DEV, strerror(errno));
+	ASSERT_EQ(0, mount_source(XFS_DIR, self->src, sizeof(self->src)));
+	/* The tests unmount it; the teardown mounts it again if they fail. */
+	scratch_mount(&self->s, XFS_DIR, self->src, "xfs");
+	self->live = p2pmap_stat("windows_live");
+	ASSERT_NE(UINT64_MAX, self->live);
+	ASSERT_EQ(0, tfile_open(&self->s, &self->a, "fault_a", 11, 0));
+	ASSERT_EQ(0, tfile_open(&self->s, &self->b, "fault_b", 12, 0));
+	ASSERT_EQ(0, tfile_open(&self->s, &self->c, "fault_c", 13, 0));
+	sync();
+}
+
+FIXTURE_TEARDOWN(fault)
+{
+	int fd;
+
+	if (self->frozen) {
+		fd = open(XFS_DIR, O_RDONLY);
+		if (fd < 0 || ioctl(fd, FITHAW, 0))
+			TH_LOG("could not thaw %s", XFS_DIR);
+		if (fd >= 0)
+			close(fd);
+	}
+	tfile_close(&self->a);
+	tfile_close(&self->b);
+	tfile_close(&self->c);
+	/* A shut-down XFS stays mounted, unusable: mount it again. */
+	if (self->shut_down && umount_retry(XFS_DIR))
+		TH_LOG("could not unmount the shut-down %s", XFS_DIR);
+	if (!access("/sys/module/p2pmap", F_OK) &&
+	    debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 0))
+		TH_LOG("could not reset inject_retry");
+	close(self->dev);
+	if (scratch_release(&self->s))
+		TH_LOG("could not release what the test created");
+}
+
+/* Maps @t's whole file peer to peer; the handle in *@handle. */
+static int map_p2p(int dev, struct tfile *t, uint32_t *handle)
+{
+	struct p2pmap_map m = map_req(t->map, SIZE, P2PMAP_MAP_NO_FALLBACK);
+
+	if (ioctl(dev, P2PMAP_IOC_MAP, &m))
+		return -errno;
+	*handle = m.handle;
+	return m.path == P2PMAP_PATH_P2P ? 0 : -EPROTO;
+}
+
+/* Leaves a window of @t that nobody claims: every slow path is retried
+ * until the importer gives up (EBUSY); the last one's window stays. */
+static int abandon_window(int dev, struct tfile *t)
+{
+	struct p2pmap_map m = map_req(t->map, SIZE, P2PMAP_MAP_NO_FALLBACK);
+	int ret;
+
+	if (debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 1000))
+		return -1;
+	ret = ioctl(dev, P2PMAP_IOC_MAP, &m) == -1 && errno == EBUSY ? 0 : -1;
+	if (debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 0))
+		return -1;
+	return ret;
+}
+
+/* One byte of @t through the device equals the file's. */
+static int device_byte_ok(int dev, uint32_t handle, uint64_t off, unsigned int seed)
+{
+	unsigned char b;
+
+	return !importer_read(dev, handle, off, 1, &b) && b == pattern_byte(off, seed);
+}
+
+/*
+ * XFS shuts down (as on a metadata I/O error) while the device reads file
+ * A and an unclaimed window of B waits: new mappings are refused with an
+ * errno and a counted reason, no p2pmap state pins the dead filesystem
+ * (umount succeeds, every window is freed), and after the mount (log
+ * recovery) the files read back whole, through the device too.
+ */
+TEST_F(fault, xfs_shutdown_with_live_and_unclaimed_windows_then_umount)
+{
+	char before[4096], moved[256];
+	uint32_t ha, hc;
+	uint64_t refused;
+	int ret;
+
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &ha));
+	ASSERT_EQ(0, abandon_window(self->dev, &self->b));
+	EXPECT_EQ(self->live + 2, p2pmap_stat("windows_live"));
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, 4096 + 7, 11));
+
+	ASSERT_EQ(0, system("xfs_io -x -c shutdown " XFS_DIR)) TH_LOG("xfs_io shutdown failed");
+	self->shut_down = 1;
+	/* A new mapping: refused, with an errno, counted. */
+	refused = refusals();
+	read_stats(before, sizeof(before));
+	ret = map_p2p(self->dev, &self->c, &hc);
+	EXPECT_NE(0, ret);
+	EXPECT_LT(refused, refusals()) TH_LOG("the refusal was not counted");
+	moved_refusals(before, moved, sizeof(moved));
+	/* Not "busy, try again": the filesystem is gone until mounted again. */
+	EXPECT_EQ(-EIO, ret) TH_LOG("map after shutdown: %s", strerror(-ret));
+	EXPECT_STREQ("fs_error ", moved);
+	/* The live window still holds the file's bytes (nothing changed them). */
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, 3 * 4096 + 1, 11));
+
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &ha));
+	tfile_close(&self->a);
+	tfile_close(&self->b);
+	tfile_close(&self->c);
+	/* the unclaimed window expires (5 s) */
+	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120))
+		TH_LOG("windows_live %llu, expected %llu",
+		       (unsigned long long)p2pmap_stat("windows_live"),
+		       (unsigned long long)self->live);
+	ASSERT_EQ(0, umount_retry(XFS_DIR)) TH_LOG("umount: %s", strerror(errno));
+	ASSERT_EQ(0, mount(self->src, XFS_DIR, "xfs", 0, NULL)) TH_LOG("mount: %s", strerror(errno));
+	self->shut_down = 0;
+
+	/* Nothing lost: A, synced before the shutdown, read through the device. */
+	ASSERT_EQ(0, tfile_open(&self->s, &self->a, "fault_a", 11, 1));
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &ha));
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, 0, 11));
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, SIZE - 1, 11));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &ha));
+}
+
+/*
+ * The filesystem is frozen (fsfreeze, as for a snapshot) while the device
+ * reads file A and an unclaimed window of B waits: the device keeps
+ * reading, a new read mapping of C is served or refused with an errno but
+ * never hangs, the unclaimed window still expires, and after the thaw a
+ * truncate of A revokes it as usual.
+ */
+TEST_F(fault, freeze_with_live_and_unclaimed_windows)
+{
+	struct p2pmap_status st = { 0 };
+	uint32_t ha, hc;
+	int fd, ret;
+
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &ha));
+	ASSERT_EQ(0, abandon_window(self->dev, &self->b));
+	fd = open(XFS_DIR, O_RDONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, FIFREEZE, 0)) TH_LOG("FIFREEZE: %s", strerror(errno));
+	self->frozen = 1;
+
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, 5 * 4096 + 3, 11));
+	ret = map_p2p(self->dev, &self->c, &hc);
+	TH_LOG("map while frozen: %s", ret ? strerror(-ret) : "served");
+	if (!ret) {
+		EXPECT_TRUE(device_byte_ok(self->dev, hc, 2 * 4096 + 9, 13));
+		EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &hc));
+	}
+	/* B's window expires while frozen: releasing it writes nothing. */
+	EXPECT_EQ(0, wait_stat("windows_live", self->live + 1, 120))
+		TH_LOG("windows_live %llu, expected %llu",
+		       (unsigned long long)p2pmap_stat("windows_live"),
+		       (unsigned long long)self->live + 1);
+
+	ASSERT_EQ(0, ioctl(fd, FITHAW, 0)) TH_LOG("FITHAW: %s", strerror(errno));
+	self->frozen = 0;
+	close(fd);
+	ASSERT_EQ(0, truncate(self->a.path, 4096));
+	st.handle = ha;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &ha));
+	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120));
+}
+
+TEST_HARNESS_MAIN
