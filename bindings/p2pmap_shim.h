@@ -125,8 +125,12 @@ void p2pmap_pci_notifier_unregister(void);
 /*
  * Trace events (p2pmap_trace.h). Strings are not NUL-terminated: each
  * comes with its length. @importer is live for the call; @inode is only
- * printed (hashed), never dereferenced.
+ * printed (hashed), never dereferenced. The _enabled() functions tell
+ * whether the events of a device_map call (map, refuse) or of staging are
+ * on (a static key): their arguments need not be gathered otherwise.
  */
+bool p2pmap_trace_map_enabled(void);
+bool p2pmap_trace_stage_enabled(void);
 void p2pmap_trace_map(struct device *importer, u32 sdev, u64 ino,
 		      const void *inode, s64 pos, u64 pages, u32 flags,
 		      const char *path, int path_len, int err, u64 ns);

@@ -9,6 +9,16 @@
 
 #include "p2pmap_shim.h"
 
+bool p2pmap_trace_map_enabled(void)
+{
+	return trace_p2pmap_map_enabled() || trace_p2pmap_refuse_enabled();
+}
+
+bool p2pmap_trace_stage_enabled(void)
+{
+	return trace_p2pmap_stage_enabled();
+}
+
 void p2pmap_trace_map(struct device *importer, u32 sdev, u64 ino,
 		      const void *inode, s64 pos, u64 pages, u32 flags,
 		      const char *path, int path_len, int err, u64 ns)

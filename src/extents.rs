@@ -67,7 +67,8 @@ pub(crate) struct Key {
 
 impl Key {
     /// The key for staging `inode` under its lease `generation` now
-    /// (0: broken already). `mark` was sampled when the request began,
+    /// (whether that lease is still unbroken is checked under the registry
+    /// lock, where its state is). `mark` was sampled when the request began,
     /// before its page-cache check: extents read after a change recorded
     /// since are never cached.
     pub(crate) fn new(inode: InodeKey, generation: u64, mark: ChangeMark) -> Self {
@@ -103,11 +104,6 @@ impl Key {
             None => false,
         }
     }
-
-    /// The lease is broken already: nothing can be cached under it.
-    fn is_void(&self) -> bool {
-        self.generation == 0
-    }
 }
 
 /// The cached block map of one file.
@@ -138,12 +134,10 @@ impl BlockMap {
 
     /// The cached extent that holds byte `pos`, if known and still valid
     /// for `key`. Invalid extents are forgotten.
+    /// The caller checked that `key`'s lease is the inode's, unbroken.
     ///
     /// Context: any (takes the changes spinlock; allocates nothing).
     pub(crate) fn lookup(&mut self, key: &Key, pos: i64) -> Option<Extent> {
-        if key.is_void() {
-            return None;
-        }
         let valid = self.key.as_mut().is_some_and(|k| k.revalidate(key));
         if !valid {
             // Another lease, or the file changed: these extents are history.
@@ -161,7 +155,7 @@ impl BlockMap {
     pub(crate) fn merge(&mut self, key: &Key, learned: &[Extent]) {
         // The request's own key: nothing changed since it began.
         let mut fresh = *key;
-        if learned.is_empty() || key.is_void() || !fresh.revalidate(key) {
+        if learned.is_empty() || !fresh.revalidate(key) {
             return;
         }
         if !self.key.as_mut().is_some_and(|k| k.revalidate(key)) {

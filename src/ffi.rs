@@ -141,9 +141,13 @@ impl MapPath {
 /// A `device_map` call as the trace events name it: the importer, the
 /// file (device, inode number, inode key) and the request, captured while
 /// the vma is locked, so that events can be emitted after the slow path
-/// released it. The importer is the call's: live until it returns.
+/// released it. The importer is the call's: live until it returns. `None`
+/// while the events are off: nothing is gathered on the fast path then.
 #[derive(Clone, Copy)]
-pub(crate) struct MapTrace<'a> {
+pub(crate) struct MapTrace<'a>(Option<MapTraceData<'a>>);
+
+#[derive(Clone, Copy)]
+struct MapTraceData<'a> {
     importer: &'a Device,
     sdev: u32,
     ino: u64,
@@ -157,38 +161,40 @@ pub(crate) struct MapTrace<'a> {
 impl MapTrace<'_> {
     /// The call ends (`err` 0, or the errno it returns, negative).
     pub(crate) fn end(&self, path: MapPath, err: c_int) {
+        let Some(t) = &self.0 else { return };
         let name = path.name();
         // SAFETY: the importer is live for the call (`'a`); the string is
         // passed with its length; the inode key is only printed.
         unsafe {
             ext::p2pmap_trace_map(
-                device_ptr(self.importer),
-                self.sdev,
-                self.ino,
-                self.inode as *const c_void,
-                self.pos,
-                self.pages,
-                self.flags,
+                device_ptr(t.importer),
+                t.sdev,
+                t.ino,
+                t.inode as *const c_void,
+                t.pos,
+                t.pages,
+                t.flags,
                 name.as_ptr().cast(),
                 name.len() as c_int,
                 err,
-                now_ns().saturating_sub(self.start_ns),
+                now_ns().saturating_sub(t.start_ns),
             )
         };
     }
 
     /// The call is refused for `reason`.
     pub(crate) fn refuse(&self, reason: Reason) {
+        let Some(t) = &self.0 else { return };
         let name = reason.name();
         // SAFETY: as in `end`.
         unsafe {
             ext::p2pmap_trace_refuse(
-                device_ptr(self.importer),
-                self.sdev,
-                self.ino,
-                self.inode as *const c_void,
-                self.pos,
-                self.pages,
+                device_ptr(t.importer),
+                t.sdev,
+                t.ino,
+                t.inode as *const c_void,
+                t.pos,
+                t.pages,
                 name.as_ptr().cast(),
                 name.len() as c_int,
                 -reason.errno(),
@@ -255,8 +261,13 @@ pub(crate) struct ValidMapCall<'a> {
 }
 
 impl<'a> MapCall<'a> {
-    /// The call as the trace events name it, timed from now.
+    /// The call as the trace events name it, timed from now; nothing if
+    /// they are off.
     pub(crate) fn trace(&self) -> MapTrace<'a> {
+        // SAFETY: reads a static key; any context.
+        if !unsafe { ext::p2pmap_trace_map_enabled() } {
+            return MapTrace(None);
+        }
         // SAFETY: the vma is valid and locked (type invariant).
         let file = unsafe { ext::p2pmap_vma_file(self.vma.as_ptr()) };
         let (sdev, ino, inode) = if file.is_null() {
@@ -278,7 +289,7 @@ impl<'a> MapCall<'a> {
         } else {
             -1
         };
-        MapTrace {
+        MapTrace(Some(MapTraceData {
             importer: self.importer,
             sdev,
             ino,
@@ -287,7 +298,7 @@ impl<'a> MapCall<'a> {
             pages: self.req.end.saturating_sub(self.req.start) / PAGE_SIZE as u64,
             flags: self.req.flags,
             start_ns: now_ns(),
-        }
+        }))
     }
 
     /// Validates the request against its vma (see `logic::request`).
@@ -469,6 +480,10 @@ impl SlowPath {
     /// Emits `p2pmap_stage` for `what` at file byte `pos`: staged, or
     /// refused for `reason`.
     pub(crate) fn trace_stage(&self, pos: i64, what: &StageTrace, reason: Option<Reason>) {
+        // SAFETY: reads a static key; any context.
+        if !unsafe { ext::p2pmap_trace_stage_enabled() } {
+            return;
+        }
         let result = reason.map_or("staged", |r| r.name());
         // SAFETY: we hold a reference on the file; the string is passed
         // with its length; the inode address is only printed.

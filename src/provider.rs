@@ -85,10 +85,10 @@ impl Provider for P2pProvider {
         // extent cache is keyed by the lease generation that follows).
         // Recording only leased inodes keeps the history of changes to the
         // files that matter.
-        if len == 0 || !windows::lease_held(ffi::inode_key(file)) {
+        let inode = ffi::inode_key(file);
+        if len == 0 || !windows::lease_held(inode) {
             return;
         }
-        let inode = ffi::inode_key(file);
         let end = pos.saturating_add(len as i64);
         changes::note_change(inode, pos, end, ChangeKind::CpuWrite);
         let scope = Scope::Range {

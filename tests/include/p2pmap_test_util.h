@@ -173,6 +173,66 @@ static inline int ensure_p2pmap_loaded(void)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* Writes @val to the sysctl, sysfs or debugfs file @path; 0 on success. */
+static inline int write_knob(const char *path, unsigned int val)
+{
+	FILE *f = fopen(path, "w");
+	int ret;
+
+	if (!f)
+		return -1;
+	ret = fprintf(f, "%u\n", val) > 0 ? 0 : -1;
+	return fclose(f) ? -1 : ret;
+}
+
+/* Polls (10 ms steps) until the stats counter @name equals @want; 0 if it
+ * did within @bound_s seconds. The bound only catches a hang. */
+static inline int wait_stat(const char *name, uint64_t want, int bound_s)
+{
+	int i;
+
+	for (i = 0; i < bound_s * 100; i++) {
+		if (p2pmap_stat(name) == want)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* The source of the filesystem mounted at @dir, from /proc/mounts. */
+static inline int mount_source(const char *dir, char *src, size_t len)
+{
+	char line[512], dev[256], mnt[256];
+	FILE *f = fopen("/proc/mounts", "r");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%255s %255s", dev, mnt) == 2 && !strcmp(mnt, dir)) {
+			snprintf(src, len, "%s", dev);
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* umount @dir, retrying while busy (a lease's file is put from a kthread,
+ * and that fput is deferred again): 0 on success. */
+static inline int umount_retry(const char *dir)
+{
+	int i, ret = -1;
+
+	for (i = 0; i < 300; i++) {
+		ret = umount(dir);
+		if (!ret || errno != EBUSY)
+			break;
+		usleep(100000);
+	}
+	return ret;
+}
+
 /*
  * What a test creates beyond its process (files, swap files, child
  * processes, an unmounted filesystem), registered as it creates them, so

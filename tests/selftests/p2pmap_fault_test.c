@@ -38,38 +38,7 @@
 #undef TEST_TIMEOUT_DEFAULT
 #define TEST_TIMEOUT_DEFAULT 300
 
-/* The source of the filesystem mounted at @dir, from /proc/mounts. */
-static int mount_source(const char *dir, char *src, size_t len)
-{
-	char line[512], dev[256], mnt[256];
-	FILE *f = fopen("/proc/mounts", "r");
-	int ret = -1;
 
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%255s %255s", dev, mnt) == 2 && !strcmp(mnt, dir)) {
-			snprintf(src, len, "%s", dev);
-			ret = 0;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
-/* Polls (10 ms steps) until counter @name equals @want; 0 if it did within
- * @bound_s seconds (the bound only catches a hang). */
-static int wait_stat(const char *name, uint64_t want, int bound_s)
-{
-	int i;
-
-	for (i = 0; i < bound_s * 100; i++) {
-		if (p2pmap_stat(name) == want)
-			return 0;
-		usleep(10000);
-	}
-	return -1;
-}
 
 /* Sum of the refused_* counters. */
 static uint64_t refusals(void)
@@ -127,32 +96,7 @@ static void read_stats(char *buf, size_t len)
 	buf[n] = 0;
 }
 
-/* umount @dir, retrying while busy (a lease's file is put from a kthread,
- * and that fput is deferred again): 0 on success. */
-static int umount_retry(const char *dir)
-{
-	int i, ret = -1;
 
-	for (i = 0; i < 300; i++) {
-		ret = umount(dir);
-		if (!ret || errno != EBUSY)
-			break;
-		usleep(100000);
-	}
-	return ret;
-}
-
-/* Writes @val to the debugfs, sysfs or procfs file @path; 0 on success. */
-static int debugfs_write(const char *path, unsigned int val)
-{
-	FILE *f = fopen(path, "w");
-	int ret;
-
-	if (!f)
-		return -1;
-	ret = fprintf(f, "%u\n", val) > 0 ? 0 : -1;
-	return fclose(f) ? -1 : ret;
-}
 
 /* A mapped file of the test: path, descriptor, mapping. */
 struct tfile {
@@ -231,7 +175,7 @@ FIXTURE_TEARDOWN(fault)
 	if (self->shut_down && umount_retry(XFS_DIR))
 		TH_LOG("could not unmount the shut-down %s", XFS_DIR);
 	if (!access("/sys/module/p2pmap", F_OK) &&
-	    debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 0))
+	    write_knob("/sys/kernel/debug/p2pmap/inject_retry", 0))
 		TH_LOG("could not reset inject_retry");
 	close(self->dev);
 	if (scratch_release(&self->s))
@@ -256,10 +200,10 @@ static int abandon_window(int dev, struct tfile *t)
 	struct p2pmap_map m = map_req(t->map, SIZE, P2PMAP_MAP_NO_FALLBACK);
 	int ret;
 
-	if (debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 1000))
+	if (write_knob("/sys/kernel/debug/p2pmap/inject_retry", 1000))
 		return -1;
 	ret = ioctl(dev, P2PMAP_IOC_MAP, &m) == -1 && errno == EBUSY ? 0 : -1;
-	if (debugfs_write("/sys/kernel/debug/p2pmap/inject_retry", 0))
+	if (write_knob("/sys/kernel/debug/p2pmap/inject_retry", 0))
 		return -1;
 	return ret;
 }

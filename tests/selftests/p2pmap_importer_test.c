@@ -73,17 +73,6 @@ static int resident_pages(void *addr, size_t len)
 	return count;
 }
 
-/* Writes @val to the sysctl, sysfs or debugfs file @path; 0 on success. */
-static int write_knob(const char *path, unsigned int val)
-{
-	FILE *f = fopen(path, "w");
-	int ret;
-
-	if (!f)
-		return -1;
-	ret = fprintf(f, "%u\n", val) > 0 ? 0 : -1;
-	return fclose(f) ? -1 : ret;
-}
 
 /* Writes fs.leases-enable; 0 on success. */
 static int set_leases_enable(int on)
@@ -528,17 +517,6 @@ TEST_F(importer, provider_drops_mmap_lock_and_caller_retries)
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 }
 
-static int wait_stat(const char *name, uint64_t want, int bound_s)
-{
-	int i;
-
-	for (i = 0; i < bound_s * 100; i++) {
-		if (p2pmap_stat(name) == want)
-			return 0;
-		usleep(10000);
-	}
-	return -1;
-}
 
 static int wait_latency(const char *name, uint64_t want, int bound_s)
 {
@@ -1963,27 +1941,6 @@ TEST_F(scratch, stress_map_truncate_rewrite)
 	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
 }
 
-/* Polls (10 ms steps) until the stats counter @name equals @want; 0 if it
- * did within @bound_s seconds. The bound only catches a hang. */
-/* The source of the filesystem mounted at @dir, from /proc/mounts. */
-static int mount_source(const char *dir, char *src, size_t len)
-{
-	char line[512], dev[256], mnt[256];
-	FILE *f = fopen("/proc/mounts", "r");
-	int ret = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%255s %255s", dev, mnt) == 2 && !strcmp(mnt, dir)) {
-			snprintf(src, len, "%s", dev);
-			ret = 0;
-		}
-	}
-	fclose(f);
-	return ret;
-}
-
 /*
  * A caller that never comes back after -EAGAIN (killed, or gave up) leaves
  * the window its slow path staged. Such a window holds the file, its
@@ -1996,7 +1953,6 @@ TEST_F(scratch, abandoned_window_expires_and_umount_succeeds)
 	const size_t size = 8 * 4096;
 	uint64_t live, expired;
 	char path[256], src[256];
-	int i, ret = -1;
 	struct p2pmap_map m;
 	void *map;
 	int dev, fd;
@@ -2041,13 +1997,7 @@ TEST_F(scratch, abandoned_window_expires_and_umount_succeeds)
 	 * kthread's fput() is itself deferred: retry while busy (the bound
 	 * only catches a file that is never put).
 	 */
-	for (i = 0; i < 300; i++) {
-		ret = umount(XFS_DIR);
-		if (!ret || errno != EBUSY)
-			break;
-		usleep(100000);
-	}
-	ASSERT_EQ(0, ret) TH_LOG("umount %s: %s", XFS_DIR, strerror(errno));
+	ASSERT_EQ(0, umount_retry(XFS_DIR)) TH_LOG("umount %s: %s", XFS_DIR, strerror(errno));
 	ASSERT_EQ(0, mount(src, XFS_DIR, "xfs", 0, NULL))
 		TH_LOG("mount %s %s: %s", src, XFS_DIR, strerror(errno));
 }
