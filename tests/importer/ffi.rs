@@ -1,25 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The importer's unsafe boundary: mmu interval notifiers, the call of
-//! `vm_ops->device_map`/`device_unmap`, `hmm_range_fault()`, streaming DMA
-//! mappings and the ioctl structures. Everything else is safe code.
+//! The importer's unsafe boundary: the kernel's importer helper
+//! (`struct device_map_range`, `include/linux/device_map_range.h`, patch
+//! 0011) as a Rust type, and the ioctl structures. Everything else is safe
+//! code.
 
-use core::{marker::PhantomPinned, ptr};
+use core::{
+    marker::PhantomPinned,
+    ptr, //
+};
 use kernel::{
     bindings, device,
     error::to_result,
     ffi::c_ulong,
-    fs::File,
     miscdevice::MiscDeviceRegistration,
-    mm::{Mm, MmWithUser, MmapReadGuard},
+    mm::{
+        Mm,
+        MmWithUser, //
+    },
+    new_mutex,
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
     sync::{
-        atomic::{Atomic, Relaxed},
+        aref::ARef,
         Arc,
+        Mutex, //
     },
-    transmute::{AsBytes, FromBytes},
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
     types::Opaque,
 };
 
@@ -56,9 +66,7 @@ pub(crate) mod abi {
         P2PMAP_IOCTL_UNMAP_AGAIN,
         P2PMAP_IOCTL_WRITE,
         P2PMAP_MAP_NO_FALLBACK,
-        P2PMAP_MAP_WRITE,
-        P2PMAP_PATH_FALLBACK,
-        P2PMAP_PATH_P2P, //
+        P2PMAP_MAP_WRITE, //
     };
 }
 
@@ -95,34 +103,29 @@ pub(crate) fn check_layouts() -> Result {
             rust: size_of::<bindings::mmu_interval_notifier>(),
         },
         Item {
-            name: "sizeof(struct hmm_range)",
-            item: ext::IMPORTER_SZ_HMM_RANGE,
-            rust: size_of::<ext::hmm_range>(),
+            name: "sizeof(struct mutex)",
+            item: ext::IMPORTER_SZ_MUTEX,
+            rust: size_of::<bindings::mutex>(),
         },
         Item {
-            name: "sizeof(struct vm_area_struct)",
-            item: ext::IMPORTER_SZ_VMA,
-            rust: size_of::<bindings::vm_area_struct>(),
+            name: "sizeof(struct device_map_range)",
+            item: ext::IMPORTER_SZ_DEVICE_MAP_RANGE,
+            rust: size_of::<ext::device_map_range>(),
         },
         Item {
-            name: "sizeof(struct mm_struct)",
-            item: ext::IMPORTER_SZ_MM,
-            rust: size_of::<bindings::mm_struct>(),
+            name: "offsetof(struct device_map_range, pa)",
+            item: ext::IMPORTER_OFF_RANGE_PA,
+            rust: offset_of!(ext::device_map_range, pa),
         },
         Item {
-            name: "offsetof(struct vm_area_struct, vm_ops)",
-            item: ext::IMPORTER_OFF_VMA_VM_OPS,
-            rust: offset_of!(bindings::vm_area_struct, vm_ops),
+            name: "offsetof(struct device_map_range, mapped)",
+            item: ext::IMPORTER_OFF_RANGE_MAPPED,
+            rust: offset_of!(ext::device_map_range, mapped),
         },
         Item {
-            name: "offsetof(struct vm_area_struct, vm_file)",
-            item: ext::IMPORTER_OFF_VMA_VM_FILE,
-            rust: offset_of!(bindings::vm_area_struct, vm_file),
-        },
-        Item {
-            name: "offsetof(struct vm_operations_struct, device_map)",
-            item: ext::IMPORTER_OFF_VM_OPS_DEVICE_MAP,
-            rust: offset_of!(bindings::vm_operations_struct, device_map),
+            name: "offsetof(struct device_map_range, vm_ops)",
+            item: ext::IMPORTER_OFF_RANGE_VM_OPS,
+            rust: offset_of!(ext::device_map_range, vm_ops),
         },
         Item {
             name: "offsetof(struct vm_operations_struct, device_unmap)",
@@ -162,410 +165,255 @@ pub(crate) fn current_mm() -> Option<ARef<MmWithUser>> {
     unsafe { Mm::from_raw(mm) }.mmget_not_zero()
 }
 
-// --- mmu interval notifiers ---------------------------------------------------
+// --- the importer helper -------------------------------------------------------
 
-/// An invalidation of (part of) the interval.
-pub(crate) struct InvalidateRange {
-    /// Whether the callback may sleep (`mmu_notifier_range_blockable()`).
-    pub(crate) blockable: bool,
-    /// What the invalidation is for (`enum mmu_notifier_event`).
-    pub(crate) event: u32,
+/// What an importer does when an invalidation hits its range.
+pub(crate) trait Invalidated: Send + Sync + Sized {
+    /// Called for every invalidation of the range, with the range's lock
+    /// held (device access has stopped) and, if `torn_down`, after the
+    /// mapping was given back. `event` is the `enum mmu_notifier_event` of
+    /// the invalidation, `quiesce_ns` the time it took to stop device
+    /// access. Must not sleep.
+    fn invalidated(this: &DeviceMapRange<Self>, event: u32, torn_down: bool, quiesce_ns: u64);
 }
 
-/// What an interval notifier does on invalidation.
-pub(crate) trait Invalidate: Send + Sync + Sized {
-    /// Called for every invalidation that hits the interval. Must call
-    /// [`IntervalNotifier::set_seq`] with `cur_seq` under the lock that
-    /// serializes device access, and stop that access before returning.
-    /// May return `false` only if `!range.blockable` and the lock could not
-    /// be taken without sleeping.
-    fn invalidate(this: &IntervalNotifier<Self>, range: &InvalidateRange, cur_seq: u64) -> bool;
-
-    /// Called once the notifier has been removed (or was never inserted),
-    /// before the data is dropped: the place to end device access for good.
-    fn released(this: &IntervalNotifier<Self>);
-}
-
-/// An `mmu_interval_notifier` with its owner's data.
+/// A device's mapping of a range of an mm: `struct device_map_range`
+/// (`include/linux/device_map_range.h`) and the importer's data.
 ///
 /// # Invariants
 ///
-/// - While `inserted` is true, `raw` is inserted in the interval tree of an
-///   mm and must be removed before it is freed.
-/// - `raw` is only passed to the mm with [`Self::OPS`], whose callback
-///   finds `Self` by `container_of`.
+/// `raw` was initialized by `device_map_range_init()` with [`Self::OPS`]
+/// and is finalized only by `PinnedDrop`. `device_map_range_map()` and the
+/// reads of `p2p_errno` (which it writes) run under `map_lock`, which
+/// serializes them as the helper requires.
 #[pin_data(PinnedDrop)]
-pub(crate) struct IntervalNotifier<T: Invalidate> {
-    #[pin]
-    raw: Opaque<bindings::mmu_interval_notifier>,
-    inserted: Atomic<bool>,
+pub(crate) struct DeviceMapRange<T: Invalidated> {
     #[pin]
     data: T,
+    #[pin]
+    map_lock: Mutex<()>,
+    // Last: if an earlier field failed to initialize, `raw` was never
+    // initialized and there is nothing to finalize.
+    #[pin]
+    raw: Opaque<ext::device_map_range>,
     #[pin]
     _pin: PhantomPinned,
 }
 
-// SAFETY: `raw` is only touched through the mmu notifier API, which
-// serializes with its own locks; the rest is `T`, which is `Send + Sync`.
-unsafe impl<T: Invalidate> Send for IntervalNotifier<T> {}
+// SAFETY: the C helper serializes access to `raw` with its own lock and the
+// mmu notifier's; the rest is `T`, which is `Send + Sync`.
+unsafe impl<T: Invalidated> Send for DeviceMapRange<T> {}
 // SAFETY: as above.
-unsafe impl<T: Invalidate> Sync for IntervalNotifier<T> {}
+unsafe impl<T: Invalidated> Sync for DeviceMapRange<T> {}
 
-impl<T: Invalidate> IntervalNotifier<T> {
-    const OPS: bindings::mmu_interval_notifier_ops = bindings::mmu_interval_notifier_ops {
-        invalidate: Some(Self::invalidate_callback),
-        invalidate_start: None,
-        invalidate_finish: None,
+impl<T: Invalidated> DeviceMapRange<T> {
+    const OPS: ext::device_map_range_ops = ext::device_map_range_ops {
+        invalidated: Some(Self::invalidated_callback),
     };
 
-    /// A notifier not yet inserted.
-    pub(crate) fn new(data: impl PinInit<T, Error>) -> impl PinInit<Self, Error> {
+    /// `device_map_range_init()`: a mapping of `[start, start + len)` of
+    /// `mm` for `dev`, not yet mapped (see [`Self::map`]).
+    ///
+    /// Context: may sleep; must not hold `mm`'s mmap_lock.
+    pub(crate) fn new<'a>(
+        dev: &'a device::Device,
+        mm: &'a MmWithUser,
+        start: usize,
+        len: usize,
+        write: bool,
+        data: impl PinInit<T, Error> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a
+    where
+        T: 'a,
+    {
+        let end = start.checked_add(len);
+        let flags = if write { ext::P2PMAP_MAP_WRITE } else { 0 };
+        // A promoted constant: the helper keeps the pointer.
+        let ops: &'static ext::device_map_range_ops = &Self::OPS;
         try_pin_init!(Self {
-            raw <- Opaque::zeroed(),
-            inserted: Atomic::new(false),
             data <- data,
+            map_lock <- new_mutex!(()),
+            // INVARIANT: initialized here with `OPS`.
+            raw <- Opaque::try_ffi_init(move |slot| {
+                let end = end.ok_or(EINVAL)?;
+                // SAFETY: `slot` is pinned memory for the struct, finalized
+                // in `PinnedDrop` (`raw` is the last field, so a success
+                // here is never undone without it). `dev` is a live device
+                // (the helper takes a reference), `mm` has users (the
+                // helper's requirement), `ops` is static.
+                to_result(unsafe {
+                    ext::device_map_range_init(
+                        slot,
+                        raw_dev(dev),
+                        mm.as_raw(),
+                        start as c_ulong,
+                        end as c_ulong,
+                        flags,
+                        ops,
+                    )
+                })
+            }),
             _pin: PhantomPinned,
         })
     }
 
-    /// The owner's data.
+    /// The importer's data.
     pub(crate) fn data(&self) -> &T {
         &self.data
     }
 
-    /// Inserts the notifier for `[start, start + len)` of `mm`.
+    /// The length of the range in bytes.
+    pub(crate) fn len(&self) -> usize {
+        // SAFETY: `start` and `end` are written by init only.
+        let (start, end) = unsafe { ((*self.raw.get()).start, (*self.raw.get()).end) };
+        end - start
+    }
+
+    /// `device_map_range_map()`: maps through `device_map`, else (with
+    /// `fallback`) the page cache.
     ///
-    /// Context: may sleep; must not hold `mm`'s mmap_lock.
-    pub(crate) fn insert(&self, mm: &MmWithUser, start: usize, len: usize) -> Result {
-        if self.inserted.load(Relaxed) {
-            return Err(EBUSY);
-        }
-        // A promoted constant: the mm keeps the pointer.
-        let ops: &'static bindings::mmu_interval_notifier_ops = &Self::OPS;
-        // SAFETY: `raw` is pinned memory that outlives the insertion: it is
-        // removed in `PinnedDrop` (INVARIANT: `inserted` is set below).
-        // `mm` is a live mm with users; `OPS` is static.
-        to_result(unsafe {
-            bindings::mmu_interval_notifier_insert(
-                self.raw.get(),
-                mm.as_raw(),
-                start as c_ulong,
-                len as c_ulong,
-                ops,
-            )
-        })?;
-        self.inserted.store(true, Relaxed);
-        Ok(())
+    /// Context: may sleep; must not hold the range's lock ([`Access`]) or
+    /// mmap_lock.
+    pub(crate) fn map(&self, fallback: bool) -> Result {
+        let _serialized = self.map_lock.lock();
+        // SAFETY: `raw` is initialized and calls are serialized by
+        // `map_lock` (type invariant).
+        to_result(unsafe { ext::device_map_range_map(self.raw.get(), fallback) })
     }
 
-    /// `mmu_interval_read_begin()`: start of a read-side critical section.
-    pub(crate) fn read_begin(&self) -> u64 {
-        // SAFETY: only called on an inserted notifier (the importer inserts
-        // before it maps); `raw` is valid while `self` lives.
-        unsafe { bindings::mmu_interval_read_begin(self.raw.get()) as u64 }
+    /// 0 if the last [`Self::map`] got a P2P mapping, else `device_map`'s
+    /// refusal (negative errno).
+    pub(crate) fn p2p_errno(&self) -> i32 {
+        let _serialized = self.map_lock.lock();
+        // SAFETY: `raw` is initialized; `p2p_errno` is only written by
+        // `device_map_range_map()`, under `map_lock` (type invariant).
+        unsafe { (*self.raw.get()).p2p_errno }
     }
 
-    /// `mmu_interval_read_retry()`: whether an invalidation ran since
-    /// `read_begin` returned `seq`. Call under the device lock.
-    pub(crate) fn read_retry(&self, seq: u64) -> bool {
-        // SAFETY: `raw` is valid while `self` lives.
-        unsafe { ext::importer_mmu_interval_read_retry(self.raw.get(), seq as c_ulong) }
-    }
-
-    /// `mmu_interval_set_seq()`, for [`Invalidate::invalidate`].
-    pub(crate) fn set_seq(&self, cur_seq: u64) {
-        // SAFETY: `raw` is valid while `self` lives; called from the
-        // invalidate callback as the function requires.
-        unsafe { ext::importer_mmu_interval_set_seq(self.raw.get(), cur_seq as c_ulong) }
+    /// `device_map_range_lock()`: device access to the mapping until the
+    /// returned guard is dropped; the invalidation waits for it.
+    ///
+    /// Context: may sleep. Do not allocate with `GFP_KERNEL` or touch user
+    /// memory while holding it.
+    pub(crate) fn lock(&self) -> Access<'_, T> {
+        // SAFETY: `raw` is initialized; the guard unlocks.
+        unsafe { ext::importer_device_map_range_lock(self.raw.get()) };
+        // INVARIANT: locked just above.
+        Access { range: self }
     }
 
     /// # Safety
     ///
-    /// Called by the mm only, for a notifier inserted with [`Self::OPS`].
-    unsafe extern "C" fn invalidate_callback(
-        sub: *mut bindings::mmu_interval_notifier,
-        range: *const bindings::mmu_notifier_range,
-        cur_seq: c_ulong,
-    ) -> bool {
-        // SAFETY: by the type invariant `sub` is the `raw` field of a live
-        // `Self` (it is removed before `Self` is freed, and removal waits
-        // for running callbacks).
+    /// Called by the helper only, for a range initialized with
+    /// [`Self::OPS`], with its lock held.
+    unsafe extern "C" fn invalidated_callback(
+        raw: *mut ext::device_map_range,
+        mnr: *const bindings::mmu_notifier_range,
+        torn_down: bool,
+        quiesce_ns: u64,
+    ) {
+        // SAFETY: by the type invariant `raw` is the `raw` field of a live
+        // `Self`: the notifier is removed (waiting for this callback)
+        // before `Self` is freed.
         let this = unsafe {
-            &*kernel::container_of!(
-                sub.cast::<Opaque<bindings::mmu_interval_notifier>>(),
-                Self,
-                raw
-            )
+            &*kernel::container_of!(raw.cast::<Opaque<ext::device_map_range>>(), Self, raw)
         };
-        let range = InvalidateRange {
-            // SAFETY: `range` is valid for the duration of the callback.
-            blockable: unsafe { ext::importer_mmu_notifier_range_blockable(range) },
-            // SAFETY: as above.
-            event: unsafe { ext::importer_mmu_notifier_range_event(range) },
-        };
-        T::invalidate(this, &range, cur_seq as u64)
-    }
-
-    /// Runs `hmm_range_fault()` on `[start, end)` until it succeeds without
-    /// an invalidation race, filling `pfns` (one per page). Returns the
-    /// notifier sequence the result is valid for (check it with
-    /// [`Self::read_retry`] under the device lock).
-    ///
-    /// Context: may sleep; takes `mm`'s mmap_lock for read.
-    pub(crate) fn hmm_fault(
-        &self,
-        mm: &MmWithUser,
-        start: usize,
-        end: usize,
-        write: bool,
-        pfns: &mut [c_ulong],
-    ) -> Result<u64> {
-        if end <= start || (end - start) / PAGE_SIZE != pfns.len() {
-            return Err(EINVAL);
-        }
-        let mut flags = ext::P2PMAP_HMM_PFN_REQ_FAULT;
-        if write {
-            flags |= ext::P2PMAP_HMM_PFN_REQ_WRITE;
-        }
-        // Bounded like lib/test_hmm.c (HMM_RANGE_DEFAULT_TIMEOUT there).
-        for _ in 0..1000 {
-            let seq = self.read_begin();
-            let mut range = ext::hmm_range {
-                notifier: self.raw.get(),
-                notifier_seq: seq as c_ulong,
-                start: start as c_ulong,
-                end: end as c_ulong,
-                hmm_pfns: pfns.as_mut_ptr(),
-                default_flags: flags,
-                pfn_flags_mask: 0,
-                dev_private_owner: ptr::null_mut(),
-            };
-            let guard = mm.mmap_read_lock();
-            // SAFETY: `range` is fully initialized, `pfns` holds one entry
-            // per page of it, the notifier covers it and mmap_lock is held
-            // for read as hmm_range_fault() requires.
-            let ret = unsafe { ext::hmm_range_fault(&mut range) };
-            drop(guard);
-            if ret == EBUSY.to_errno() {
-                continue;
-            }
-            to_result(ret)?;
-            return Ok(seq);
-        }
-        Err(EBUSY)
+        // SAFETY: `mnr` is valid for the duration of the callback.
+        let event = unsafe { ext::importer_mmu_notifier_range_event(mnr) };
+        T::invalidated(this, event, torn_down, quiesce_ns);
     }
 }
 
 #[pinned_drop]
-impl<T: Invalidate> PinnedDrop for IntervalNotifier<T> {
+impl<T: Invalidated> PinnedDrop for DeviceMapRange<T> {
     fn drop(self: Pin<&mut Self>) {
-        if self.inserted.load(Relaxed) {
-            // SAFETY: inserted (type invariant); this waits for running
-            // callbacks, after which the mm no longer references `raw`.
-            unsafe { bindings::mmu_interval_notifier_remove(self.raw.get()) };
-            self.inserted.store(false, Relaxed);
-        }
-        T::released(&self);
+        // SAFETY: initialized (type invariant) and finalized only here;
+        // nobody holds the lock (an `Access` borrows `self`).
+        unsafe { ext::device_map_range_fini(self.raw.get()) };
     }
 }
 
-// --- device_map / device_unmap ----------------------------------------------
-
-/// The `vm_operations_struct` whose `device_map` served a mapping, and a
-/// reference on the mapped file.
+/// Device access to a [`DeviceMapRange`]: its lock is held.
 ///
 /// # Invariants
 ///
-/// `ops` points to the `vm_operations_struct` of a vma of `file`, with a
-/// `device_unmap` callback. The file reference keeps the file, hence its
-/// filesystem (module) and the ops, alive even after the vma is gone.
-pub(crate) struct VmOps {
-    ops: *const bindings::vm_operations_struct,
-    _file: ARef<File>,
+/// The range's lock is held by this guard.
+pub(crate) struct Access<'a, T: Invalidated> {
+    range: &'a DeviceMapRange<T>,
 }
 
-// SAFETY: a pointer to immutable, static callbacks and a refcounted file.
-unsafe impl Send for VmOps {}
-// SAFETY: as above.
-unsafe impl Sync for VmOps {}
+impl<T: Invalidated> Access<'_, T> {
+    /// The helper's struct. Its fields are read one at a time through the
+    /// raw pointer, never as a reference to the whole struct: the notifier
+    /// and the lock in it change under us.
+    fn raw(&self) -> *mut ext::device_map_range {
+        self.range.raw.get()
+    }
 
-impl VmOps {
-    /// Calls `device_unmap(NULL, dev, start, end, pa)`: the mapping's end.
-    ///
-    /// Context: any, including mmu notifier callbacks (the callee does not
-    /// sleep).
-    pub(crate) fn device_unmap(
-        &self,
-        dev: &device::Device,
-        start: usize,
-        end: usize,
-        pa: &mut [u64],
-    ) {
-        // SAFETY: by the type invariant the ops are valid and have
-        // `device_unmap`; `vma` may be NULL by the contract; `pa` is the
-        // array `device_map` filled.
-        unsafe {
-            if let Some(unmap) = (*self.ops).device_unmap {
-                unmap(
-                    ptr::null_mut(),
-                    raw_dev(dev),
-                    start as c_ulong,
-                    end as c_ulong,
-                    pa.as_mut_ptr(),
-                );
-            }
+    /// Whether the mapping is live (not yet torn down by an invalidation).
+    pub(crate) fn mapped(&self) -> bool {
+        // SAFETY: `raw` is initialized; `mapped` is written under the lock,
+        // which we hold (type invariant).
+        unsafe { (*self.raw()).mapped }
+    }
+
+    /// How the range is mapped: `enum device_map_path` (0 not mapped yet,
+    /// then `P2PMAP_PATH_*`, which have the same values).
+    pub(crate) fn path(&self) -> u32 {
+        // SAFETY: as in `mapped`.
+        unsafe { (*self.raw()).path }
+    }
+
+    /// The bus address of byte `offset` of a live mapping.
+    pub(crate) fn bus(&self, offset: usize) -> Option<u64> {
+        let page = offset / PAGE_SIZE;
+        if !self.mapped() || page >= self.range.len() / PAGE_SIZE {
+            return None;
         }
+        // SAFETY: `pa` has one entry per page of the range (allocated by
+        // init, never changed), `page` is in bounds, and the entries are
+        // valid under the lock while `mapped`.
+        let base = unsafe { *(*self.raw()).pa.add(page) };
+        Some(base + (offset % PAGE_SIZE) as u64)
     }
-}
 
-/// Result of [`device_map`].
-pub(crate) enum DeviceMap<'a> {
-    /// Mapped: `pa` holds the bus addresses; mmap_lock still held.
-    Mapped(MmapReadGuard<'a>, VmOps),
-    /// Refused with this (negative) errno; mmap_lock still held.
-    Refused(MmapReadGuard<'a>, i32),
-    /// The provider released mmap_lock (-EAGAIN): look up again and retry.
-    Retry,
-}
-
-/// Finds the vma of `[start, start + pa.len() pages)` under `guard` and calls
-/// its `device_map`. Refuses with `-EFAULT` if the range is not inside one
-/// vma and `-EOPNOTSUPP` if the vma has no `device_map`.
-pub(crate) fn device_map<'a>(
-    guard: MmapReadGuard<'a>,
-    dev: &device::Device,
-    start: usize,
-    flags: u32,
-    pa: &mut [u64],
-) -> DeviceMap<'a> {
-    let Some(end) = pa
-        .len()
-        .checked_mul(PAGE_SIZE)
-        .and_then(|l| start.checked_add(l))
-    else {
-        return DeviceMap::Refused(guard, EINVAL.to_errno());
-    };
-    let (vma, ops, file) = match guard.vma_lookup(start) {
-        Some(vma) if end <= vma.end() => {
-            let raw = vma.as_ptr();
-            // SAFETY: the vma is valid while `guard` is held.
-            unsafe { (raw, (*raw).vm_ops, (*raw).vm_file) }
+    /// Fault injection: calls `device_unmap` once more for a P2P mapping
+    /// that was already given back, as a buggy importer would. The helper
+    /// keeps the vm_ops and a file reference of the last P2P mapping until
+    /// the range is mapped again or finalized, so the ops are still valid.
+    pub(crate) fn device_unmap_again(&self) -> Result {
+        let raw = self.raw();
+        if self.mapped() {
+            return Err(EBUSY);
         }
-        _ => return DeviceMap::Refused(guard, EFAULT.to_errno()),
-    };
-    let map = if ops.is_null() {
-        None
-    } else {
-        // SAFETY: a non-NULL `vm_ops` points to the vma's static callbacks.
-        unsafe { (*ops).device_map }
-    };
-    let Some(map) = map else {
-        return DeviceMap::Refused(guard, EOPNOTSUPP.to_errno());
-    };
-    // SAFETY: the device_map contract: mmap_lock held for read (`guard`),
-    // page-aligned range inside the vma, `pa` has one entry per page, a live
-    // importer device, no `bufp` since we never ask for PIN.
-    let ret = unsafe {
-        map(
-            vma,
-            raw_dev(dev),
-            ptr::null_mut(),
-            start as c_ulong,
-            end as c_ulong,
-            flags,
-            pa.as_mut_ptr(),
-        )
-    };
-    if ret == EAGAIN.to_errno() {
-        // The provider released mmap_lock: the guard must not unlock again.
-        core::mem::forget(guard);
-        return DeviceMap::Retry;
-    }
-    if ret != 0 {
-        return DeviceMap::Refused(guard, ret);
-    }
-    if file.is_null() {
-        // A provider serving a vma without a file: we cannot keep its ops
-        // alive, so give the mapping back right away.
-        // SAFETY: `ops` are the vma's (alive under `guard`); contract as above.
+        // SAFETY: `vm_ops` is written under the lock, which we hold.
+        let ops = unsafe { (*raw).vm_ops };
+        if self.path() != ext::P2PMAP_PATH_P2P || ops.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `ops` is non-NULL and kept alive by the file reference
+        // the helper holds with it (both only change under the lock we
+        // hold); a P2P mapping's ops have `device_unmap`; `vma` may be NULL
+        // by the contract; `dev`, `start`, `end` and `pa` are those of the
+        // `device_map` call (written by init only).
         unsafe {
             if let Some(unmap) = (*ops).device_unmap {
                 unmap(
-                    vma,
-                    raw_dev(dev),
-                    start as c_ulong,
-                    end as c_ulong,
-                    pa.as_mut_ptr(),
+                    ptr::null_mut(),
+                    (*raw).dev,
+                    (*raw).start,
+                    (*raw).end,
+                    (*raw).pa,
                 );
             }
         }
-        return DeviceMap::Refused(guard, EOPNOTSUPP.to_errno());
-    }
-    // SAFETY: `vm_file` of a vma is a valid file while the vma exists (under
-    // `guard`); `File::from_raw_file` + `into` takes a reference of our own.
-    let file: ARef<File> = unsafe { File::from_raw_file(file) }.into();
-    // INVARIANT: `device_map` succeeded, so these ops have `device_unmap`
-    // (contract); `file` is the vma's file.
-    DeviceMap::Mapped(guard, VmOps { ops, _file: file })
-}
-
-// --- streaming DMA of page-cache pages ----------------------------------------
-
-/// A page mapped for DMA by `dev` with `dma_map_page()`.
-///
-/// # Invariants
-///
-/// `addr` is a live streaming mapping of one page for `dev`, undone on drop.
-pub(crate) struct DmaPage {
-    dev: ARef<device::Device>,
-    addr: u64,
-    dir: bindings::dma_data_direction,
-}
-
-impl DmaPage {
-    /// Maps the page of `hmm_pfn` (a valid pfn from [`IntervalNotifier::hmm_fault`]).
-    ///
-    /// The page is not pinned: the caller stops using the mapping and drops
-    /// it when its interval notifier is invalidated.
-    pub(crate) fn map(dev: &device::Device, hmm_pfn: c_ulong, write: bool) -> Result<Self> {
-        if hmm_pfn & ext::P2PMAP_HMM_PFN_VALID == 0 {
-            return Err(EFAULT);
-        }
-        // SAFETY: a valid hmm pfn refers to a page with a struct page.
-        let page = unsafe { ext::importer_hmm_pfn_to_page(hmm_pfn) };
-        // The device only reads pages of a read-only mapping.
-        let dir = if write {
-            bindings::dma_data_direction::DMA_BIDIRECTIONAL
-        } else {
-            bindings::dma_data_direction::DMA_TO_DEVICE
-        };
-        // SAFETY: `dev` is a live device and `page` a valid page.
-        let addr =
-            unsafe { bindings::dma_map_page_attrs(raw_dev(dev), page, 0, PAGE_SIZE, dir, 0) };
-        // SAFETY: `addr` was just returned by dma_map_page_attrs for `dev`.
-        if unsafe { ext::importer_dma_mapping_error(raw_dev(dev), addr) } != 0 {
-            return Err(ENOMEM);
-        }
-        // INVARIANT: mapped just above.
-        Ok(DmaPage {
-            dev: dev.into(),
-            addr,
-            dir,
-        })
-    }
-
-    /// The bus address of the page for the device.
-    pub(crate) fn addr(&self) -> u64 {
-        self.addr
+        Ok(())
     }
 }
 
-impl Drop for DmaPage {
+impl<T: Invalidated> Drop for Access<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: by the type invariant `addr` is a live mapping of one page
-        // for `dev`; dma_unmap_page does not sleep.
-        unsafe {
-            bindings::dma_unmap_page_attrs(raw_dev(&self.dev), self.addr, PAGE_SIZE, self.dir, 0)
-        };
+        // SAFETY: held (type invariant).
+        unsafe { ext::importer_device_map_range_unlock(self.range.raw.get()) };
     }
 }

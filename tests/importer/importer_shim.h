@@ -7,19 +7,16 @@
 #ifndef IMPORTER_SHIM_H
 #define IMPORTER_SHIM_H
 
+#include <linux/device_map_range.h>
 #include <linux/mmu_notifier.h>
 #include <linux/types.h>
 
-struct device;
 struct mm_struct;
-struct page;
 
-/* include/linux/mmu_notifier.h */
-void importer_mmu_interval_set_seq(struct mmu_interval_notifier *sub,
-				   unsigned long cur_seq);
-bool importer_mmu_interval_read_retry(struct mmu_interval_notifier *sub,
-				      unsigned long seq);
-bool importer_mmu_notifier_range_blockable(const struct mmu_notifier_range *range);
+/* include/linux/device_map_range.h */
+void importer_device_map_range_lock(struct device_map_range *range);
+void importer_device_map_range_unlock(struct device_map_range *range);
+
 /* range->event: enum mmu_notifier_event, what the invalidation is for. */
 unsigned int importer_mmu_notifier_range_event(const struct mmu_notifier_range *range);
 
@@ -34,24 +31,17 @@ unsigned int importer_mmu_notifier_range_event(const struct mmu_notifier_range *
  */
 struct mm_struct *importer_current_mm(void);
 
-/* include/linux/hmm.h */
-struct page *importer_hmm_pfn_to_page(unsigned long hmm_pfn);
-
-/* include/linux/dma-mapping.h */
-int importer_dma_mapping_error(struct device *dev, dma_addr_t dma_addr);
-
 /*
  * Sizes and offsets as the C compiler sees them, checked against
  * rust/bindings and the importer's bindgen output at load time.
  */
-#define IMPORTER_SZ_VMA			0
-#define IMPORTER_SZ_MM			1
-#define IMPORTER_SZ_INTERVAL_NOTIFIER	2
-#define IMPORTER_SZ_HMM_RANGE		3
-#define IMPORTER_OFF_VMA_VM_OPS		4
-#define IMPORTER_OFF_VMA_VM_FILE	5
-#define IMPORTER_OFF_VM_OPS_DEVICE_MAP	6
-#define IMPORTER_OFF_VM_OPS_DEVICE_UNMAP	7
+#define IMPORTER_SZ_INTERVAL_NOTIFIER	0
+#define IMPORTER_SZ_MUTEX		1
+#define IMPORTER_SZ_DEVICE_MAP_RANGE	2
+#define IMPORTER_OFF_RANGE_PA		3
+#define IMPORTER_OFF_RANGE_MAPPED	4
+#define IMPORTER_OFF_RANGE_VM_OPS	5
+#define IMPORTER_OFF_VM_OPS_DEVICE_UNMAP	6
 unsigned long importer_layout(int item);
 
 #endif /* IMPORTER_SHIM_H */

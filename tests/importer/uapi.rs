@@ -23,11 +23,6 @@ pub(crate) const MAP_NO_FALLBACK: u32 = abi::P2PMAP_MAP_NO_FALLBACK;
 /// Every flag MAP accepts.
 pub(crate) const MAP_FLAGS: u32 = MAP_WRITE | MAP_NO_FALLBACK;
 
-/// `P2PMAP_PATH_P2P`.
-pub(crate) const PATH_P2P: u32 = abi::P2PMAP_PATH_P2P;
-/// `P2PMAP_PATH_FALLBACK`.
-pub(crate) const PATH_FALLBACK: u32 = abi::P2PMAP_PATH_FALLBACK;
-
 /// `P2PMAP_IOC_MAP`.
 pub(crate) const IOC_MAP: u32 = abi::P2PMAP_IOCTL_MAP;
 /// `P2PMAP_IOC_READ`.
