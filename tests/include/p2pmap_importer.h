@@ -30,9 +30,10 @@
  * device. addr and len must be page aligned, len > 0, inside one vma.
  * Returns the handle (> 0) in .handle.
  * Errors: EINVAL (alignment, length, overflow, unknown flags), EFAULT (no
- * vma, the range leaves the vma, or the fallback faulted past EOF), E2BIG
- * (more than 128 MiB), ENOMEM, EBUSY (invalidated during each of 16
- * attempts); with P2PMAP_MAP_NO_FALLBACK, device_map()'s refusal itself
+ * vma, the range leaves the vma, or the fallback faulted past EOF), EPERM
+ * (P2PMAP_MAP_WRITE on a range the process may not write: the fallback's
+ * hmm_range_fault()), E2BIG (more than 128 MiB), ENOMEM, EBUSY
+ * (invalidated during each of 16 attempts); with P2PMAP_MAP_NO_FALLBACK, device_map()'s refusal itself
  * (EOPNOTSUPP for a vma without device_map, else the provider's errno:
  * EBUSY, ENXIO, ENOSPC, ...; the p2pmap debugfs counters say why).
  */
@@ -52,7 +53,8 @@ struct p2pmap_map {
  * READ: DMA [offset, offset + len) of the mapping into the edu buffer in
  * 4 KiB steps and copy it to buf. WRITE is the reverse (write mappings).
  * Errors: ENOENT (no such handle), ESTALE (revoked: unmap and map again),
- * EINVAL (range outside the mapping), EFAULT (buf), EIO (DMA timeout).
+ * EINVAL (range outside the mapping), EFAULT (buf), EIO (DMA timeout),
+ * EACCES (WRITE through a mapping made without P2PMAP_MAP_WRITE).
  */
 struct p2pmap_rw {
 	__u32 handle;
