@@ -780,21 +780,15 @@ impl Nvme {
         DeviceKey::of(self.as_raw())
     }
 
-    /// Whether this function publishes P2P memory (its CMB): the closest
-    /// published provider to the function itself is the function.
-    /// Model: how nvmet picks a CMB, `pci_p2pmem_find_many()`.
+    /// Whether this function publishes P2P memory (its CMB), as
+    /// `pci_p2pmem_find_many()` checks a candidate. Not through that call:
+    /// it allocates and returns NULL on allocation failure too, which made
+    /// an ENOMEM a "no P2P provider" refusal (found by failslab; patch 0012
+    /// exports the allocation-free check).
     pub(crate) fn publishes_p2pmem(&self) -> bool {
-        // SAFETY: `self` holds a reference on the live pci_dev.
-        let mut client = unsafe { &raw mut (*self.as_raw()).dev };
-        // SAFETY: one valid client; the result, if any, carries a reference.
-        let found = unsafe { ext::pci_p2pmem_find_many(&mut client, 1) };
-        let ours = found == self.as_raw();
-        if let Some(found) = NonNull::new(found) {
-            // SAFETY: the reference pci_p2pmem_find_many() returned, dropped
-            // here.
-            drop(unsafe { Nvme::from_owned(found) });
-        }
-        ours
+        // SAFETY: `self` holds a reference on the live pci_dev; the call
+        // only reads its p2pdma state under RCU.
+        unsafe { ext::pci_has_p2pmem(self.as_raw()) }
     }
 
     /// An upper bound of the P2P memory this function publishes (the length

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Faults of the filesystem under live device mappings (issue 17, part 2):
- * an XFS forced shutdown, and a frozen filesystem, each with a mapping the
- * device is reading and with a window nobody claimed. Each must end in a
- * clear errno to the importer and a counted reason, with nothing leaked
+ * Faults under live device mappings (issue 17, part 2): an XFS forced
+ * shutdown and a frozen filesystem, each with a mapping the device is
+ * reading and with a window nobody claimed, media errors while p2pmap
+ * stages blocks into the CMB (CONFIG_FAIL_MAKE_REQUEST) and failed slab
+ * allocations on every path of a map (CONFIG_FAILSLAB). Each must end in
+ * a clear errno to the importer and a counted reason, with nothing leaked
  * (windows, CMB, the mount), nothing hung and nothing lost.
  *
  * Needs: /dev/p2pmap_importer, an XFS at /mnt/p2p (whose device this test
- * unmounts and mounts again), p2pmap.ko at $P2PMAP_ROOT, xfs_io.
+ * unmounts and mounts again), p2pmap.ko at $P2PMAP_ROOT, xfs_io,
+ * /sys/kernel/debug/fail_make_request and failslab.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +32,8 @@
 
 #define XFS_DIR "/mnt/p2p"
 #define SIZE (8 * 4096)
+#define FAIL_MAKE_REQUEST "/sys/kernel/debug/fail_make_request"
+#define FAILSLAB "/sys/kernel/debug/failslab"
 
 /*
  * Measured: each test takes under 15 s (TCG, KASAN kernel), most of it the
@@ -98,6 +103,32 @@ static void read_stats(char *buf, size_t len)
 
 
 
+/* Writes @val to the attribute @name of the fault-injection dir @dir. */
+static int inject_attr(const char *dir, const char *name, const char *val)
+{
+	char path[256];
+	int fd, ret;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ret = write(fd, val, strlen(val)) == (ssize_t)strlen(val) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+/* Stops this thread's injected failures; the write itself may be failed once. */
+static int thread_fail_off(void)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (!write_knob("/proc/thread-self/make-it-fail", 0))
+			return 0;
+	return -1;
+}
+
 /* A mapped file of the test: path, descriptor, mapping. */
 struct tfile {
 	char path[256];
@@ -113,6 +144,8 @@ FIXTURE(fault)
 	uint64_t live;		/* windows_live before the test */
 	int frozen;
 	int shut_down;		/* XFS shut down and not mounted again yet */
+	char fail_disk[256];	/* make-it-fail set on this sysfs file */
+	int failslab;		/* failslab armed */
 	struct scratch s;
 };
 
@@ -161,6 +194,15 @@ FIXTURE_TEARDOWN(fault)
 {
 	int fd;
 
+	if (self->fail_disk[0]) {
+		if (write_knob("/proc/thread-self/make-it-fail", 0) ||
+		    write_knob(self->fail_disk, 0) ||
+		    write_knob(FAIL_MAKE_REQUEST "/probability", 0))
+			TH_LOG("could not stop the injected media errors");
+	}
+	if (self->failslab && (thread_fail_off() ||
+			       inject_attr(FAILSLAB, "probability", "0")))
+		TH_LOG("could not stop the injected allocation failures");
 	if (self->frozen) {
 		fd = open(XFS_DIR, O_RDONLY);
 		if (fd < 0 || ioctl(fd, FITHAW, 0))
@@ -313,6 +355,131 @@ TEST_F(fault, freeze_with_live_and_unclaimed_windows)
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &ha));
 	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120));
+}
+
+/*
+ * The NVMe media fails every read p2pmap issues to stage file C into the
+ * CMB (fail_make_request on the XFS device, filtered to this thread, which
+ * is where p2pmap submits its bios): the mapping is refused with EIO and
+ * counted as read_failed, the half-staged window is freed (windows and CMB
+ * bytes back where they were), the device never sees the unread window,
+ * and once the media is healthy again the same mapping is served with the
+ * file's bytes. Mapping A, staged before the errors, keeps reading right.
+ */
+TEST_F(fault, media_error_while_staging)
+{
+	char before[4096], moved[256], name[128];
+	uint64_t cmb_before;
+	uint32_t ha, hc;
+	const char *dev;
+	int ret;
+
+	dev = strrchr(self->src, '/');
+	ASSERT_NE(NULL, dev);
+	snprintf(name, sizeof(name), "%s", dev + 1);
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &ha));
+	cmb_before = p2pmap_stat("cmb_bytes_used");
+
+	/* Every bio of this thread to the XFS device fails, no others. */
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "task-filter", "Y"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "interval", "1"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "times", "-1"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "verbose", "0"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "probability", "100"));
+	snprintf(self->fail_disk, sizeof(self->fail_disk), "/sys/class/block/%s/make-it-fail", name);
+	ASSERT_EQ(0, write_knob(self->fail_disk, 1)) TH_LOG("%s", self->fail_disk);
+	ASSERT_EQ(0, write_knob("/proc/thread-self/make-it-fail", 1));
+
+	read_stats(before, sizeof(before));
+	ret = map_p2p(self->dev, &self->c, &hc);
+	ASSERT_EQ(0, write_knob("/proc/thread-self/make-it-fail", 0));
+	EXPECT_EQ(-EIO, ret) TH_LOG("map under media errors: %s", strerror(-ret));
+	moved_refusals(before, moved, sizeof(moved));
+	EXPECT_STREQ("read_failed ", moved);
+	/* Nothing of C's window is left: freed, not leaked to a later map. */
+	EXPECT_EQ(self->live + 1, p2pmap_stat("windows_live"));
+	EXPECT_EQ(cmb_before, p2pmap_stat("cmb_bytes_used"));
+	/* Another thread's I/O was not failed: A still reads right. */
+	EXPECT_TRUE(device_byte_ok(self->dev, ha, 6 * 4096 + 5, 11));
+
+	/* Healthy media: the same range is served with the file's bytes. */
+	ASSERT_EQ(0, map_p2p(self->dev, &self->c, &hc));
+	EXPECT_TRUE(device_byte_ok(self->dev, hc, 0, 13));
+	EXPECT_TRUE(device_byte_ok(self->dev, hc, SIZE - 1, 13));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &hc));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &ha));
+}
+
+/*
+ * Every slab allocation on the path of a MAP fails, one at a time: the
+ * importer's, the helper's (patch 0011), p2pmap's, the lease's and the
+ * filesystem's. failslab (filtered to this thread) skips "space" bytes of
+ * allocations and fails the next one, once; the test raises "space" until
+ * a MAP completes without reaching an injected failure. Each MAP must be
+ * served or fail with an errno of the ABI's list, never crash or warn,
+ * and leave nothing behind: every window is freed (an unclaimed one
+ * expires) and, with no injection, the file is served with its bytes.
+ */
+TEST_F(fault, allocation_failures_on_every_path_of_a_map)
+{
+	int iter, injected = 0, served = 0, enomem = 0, other = 0, done = 0;
+	uint64_t cmb_before = p2pmap_stat("cmb_bytes_used");
+	unsigned int space = 0;
+	char val[32], times[16];
+	uint32_t h;
+	int ret, fd;
+
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "task-filter", "Y"));
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "interval", "1"));
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "verbose", "0"));
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "probability", "100"));
+	self->failslab = 1;
+
+	for (iter = 0; iter < 400 && !done; iter++) {
+		snprintf(val, sizeof(val), "%u", space);
+		ASSERT_EQ(0, inject_attr(FAILSLAB, "space", val));
+		ASSERT_EQ(0, inject_attr(FAILSLAB, "times", "1"));
+		ASSERT_EQ(0, write_knob("/proc/thread-self/make-it-fail", 1));
+		ret = map_p2p(self->dev, &self->c, &h);
+		ASSERT_EQ(0, thread_fail_off());
+		fd = open(FAILSLAB "/times", O_RDONLY);
+		ASSERT_LE(0, fd);
+		memset(times, 0, sizeof(times));
+		ASSERT_LT(0, read(fd, times, sizeof(times) - 1));
+		close(fd);
+		/* "times" still 1: this MAP reached no injected failure. */
+		done = atoi(times) == 1 && !ret;
+		injected += atoi(times) == 0;
+		if (!ret) {
+			served++;
+			EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+		} else if (ret == -ENOMEM) {
+			enomem++;
+		} else {
+			other++;
+			TH_LOG("space %u: map failed with %s", space, strerror(-ret));
+			EXPECT_TRUE(ret == -EIO || ret == -EBUSY || ret == -EFAULT)
+				TH_LOG("not an errno of the ABI's list for a failed allocation");
+		}
+		space += space < 4096 ? 32 : 512;
+	}
+	ASSERT_EQ(0, inject_attr(FAILSLAB, "probability", "0"));
+	self->failslab = 0;
+	TH_LOG("%d MAPs, %d with an injected failure: %d served, %d ENOMEM, %d other",
+	       iter, injected, served, enomem, other);
+	EXPECT_TRUE(done) TH_LOG("400 MAPs and every one still reached a failure");
+	EXPECT_LT(0, enomem);
+	/* Nothing left behind: unclaimed windows expire (5 s). */
+	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120))
+		TH_LOG("windows_live %llu, expected %llu",
+		       (unsigned long long)p2pmap_stat("windows_live"),
+		       (unsigned long long)self->live);
+	EXPECT_EQ(cmb_before, p2pmap_stat("cmb_bytes_used"));
+	ASSERT_EQ(0, map_p2p(self->dev, &self->c, &h));
+	EXPECT_TRUE(device_byte_ok(self->dev, h, 0, 13));
+	EXPECT_TRUE(device_byte_ok(self->dev, h, SIZE - 1, 13));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
 }
 
 TEST_HARNESS_MAIN
