@@ -118,7 +118,6 @@ static void fill_file(int pages)
 		perror("fill " PATH);
 		exit(2);
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	close(fd);
 }
 

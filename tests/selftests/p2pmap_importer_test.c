@@ -1350,7 +1350,6 @@ static uint32_t map_file(int dev, const char *path, size_t size, void **map, int
 	*fd = open(path, O_RDONLY);
 	if (*fd < 0)
 		return 0;
-	posix_fadvise(*fd, 0, 0, POSIX_FADV_DONTNEED);
 	*map = mmap(NULL, size, PROT_READ, MAP_SHARED, *fd, 0);
 	if (*map == MAP_FAILED)
 		return 0;
@@ -1648,7 +1647,6 @@ TEST_F(scratch, map_blocks_while_another_page_is_stored_into)
 	ASSERT_EQ(0, make_pattern_file(path, size, 13));
 	fd = open(path, O_RDWR);
 	ASSERT_LE(0, fd);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	ro = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, ro);
 	rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -1966,7 +1964,6 @@ TEST_F(scratch, abandoned_window_expires_and_umount_succeeds)
 	ASSERT_EQ(0, make_pattern_file(path, size, 5));
 	fd = open(path, O_RDONLY);
 	ASSERT_LE(0, fd);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
 	live = p2pmap_stat("windows_live");
@@ -2056,7 +2053,6 @@ TEST_F(scratch, direct_write_in_flight_is_not_staged_stale)
 			data[k] = pattern_byte(k, seed);
 		ASSERT_EQ(0, ftruncate(dfd, 0));
 		ASSERT_EQ(0, fallocate(dfd, 0, 0, size));
-		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		ASSERT_EQ(0, aio_syscall_setup(pieces, &ctx));
 		for (i = 0; i < pieces; i++) {
 			memset(&cbs[i], 0, sizeof(cbs[i]));

@@ -173,7 +173,6 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	}
 	fd = open(path, O_RDONLY);
 	ASSERT_LE(0, fd);
-	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	m = map_req(p, size, P2PMAP_MAP_NO_FALLBACK);
