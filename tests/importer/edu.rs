@@ -10,9 +10,14 @@ use kernel::{
     pci,
     prelude::*,
     sync::aref::ARef,
-    sync::{new_mutex, Mutex},
+    sync::{
+        new_mutex,
+        Mutex, //
+    },
     time::{delay::fsleep, Delta, Instant, Monotonic},
 };
+
+use crate::ffi;
 
 /// BAR0 size we touch (registers up to 0x98 + 8).
 pub(crate) const BAR_SIZE: usize = 0x100;
@@ -31,19 +36,27 @@ const CMD_TO_RAM: u32 = 2;
 /// Device-side address of the edu buffer.
 const EDU_BUFFER: u32 = 0x40000;
 /// A transfer takes ~100 ms of virtual time (a QEMU timer). The bound only
-/// catches a dead device: a timed-out engine is marked dead and every later
-/// transfer fails, so a slow or loaded host must never reach it (60 s: 600
-/// times the expected cost).
+/// catches a stuck device: a timed-out engine is reset (see
+/// [`Edu::reset_engine`]), which a slow or loaded host must never cause
+/// (60 s: 600 times the expected cost).
 const DMA_TIMEOUT_MS: i64 = 60_000;
+/// Most transfers one `INJECT_TIMEOUT` may declare timed out.
+pub(crate) const MAX_INJECTED_TIMEOUTS: u32 = 16;
 
 /// The DMA engine's state.
 struct Engine {
-    /// Host bounce buffer the engine copies to/from.
-    bounce: Coherent<[u8]>,
-    /// A transfer failed (timeout, device gone) and may still be running:
-    /// no further transfer is started, since the engine could still write
-    /// into memory that is no longer ours.
+    /// Host bounce buffer the engine copies to/from; freed by
+    /// [`Edu::shutdown`], while the function is still bound.
+    bounce: Option<Coherent<[u8]>>,
+    /// A transfer timed out and the engine could not be reset, or the
+    /// device is gone: a transfer may still be running, so no further one
+    /// is started (the engine could still write into memory that is no
+    /// longer ours).
     dead: bool,
+    /// Fault injection: the next this many transfers are declared timed
+    /// out as soon as they started (the engine is then still running
+    /// them), so that the reset runs against a busy engine.
+    inject_timeouts: u32,
 }
 
 /// One bound edu function.
@@ -76,8 +89,29 @@ impl Edu {
         Ok(try_pin_init!(Self {
             pdev,
             bar,
-            engine <- new_mutex!(Engine { bounce, dead: false }),
+            engine <- new_mutex!(Engine {
+                bounce: Some(bounce),
+                dead: false,
+                inject_timeouts: 0,
+            }),
         }))
+    }
+
+    /// The remove path: waits for a transfer in progress, then starts no
+    /// other and frees the bounce buffer while the function is bound.
+    pub(crate) fn shutdown(&self) {
+        let mut engine = self.engine.lock();
+        engine.dead = true;
+        engine.bounce = None;
+    }
+
+    /// Declares the next `n` transfers timed out as soon as they started.
+    pub(crate) fn inject_timeouts(&self, n: u32) -> Result {
+        if n > MAX_INJECTED_TIMEOUTS {
+            return Err(EINVAL);
+        }
+        self.engine.lock().inject_timeouts = n;
+        Ok(())
     }
 
     /// The device, as importer of mappings.
@@ -85,20 +119,69 @@ impl Edu {
         self.pdev.as_ref()
     }
 
-    /// One transfer; marks the engine dead if it fails after starting.
+    /// One transfer. A timed-out one is stopped by resetting the engine;
+    /// the engine is marked dead if that fails or the device is gone.
     fn transfer(&self, engine: &mut Engine, bus: u64, count: usize, dir: Dir) -> Result {
         if engine.dead {
             return Err(EIO);
         }
-        let ret = self.do_transfer(bus, count, dir);
-        if matches!(ret, Err(e) if e == EIO || e == ENODEV) {
-            engine.dead = true;
-            dev_err!(self.pdev.as_ref(), "edu DMA failed; engine disabled\n");
+        let injected = engine.inject_timeouts > 0;
+        if injected {
+            engine.inject_timeouts -= 1;
+        }
+        let ret = self.do_transfer(bus, count, dir, injected);
+        match ret {
+            Err(e) if e == ETIMEDOUT => {
+                if self.reset_engine().is_err() {
+                    engine.dead = true;
+                    dev_err!(self.pdev.as_ref(), "edu DMA stuck; engine disabled\n");
+                }
+            }
+            Err(e) if e == ENODEV => engine.dead = true,
+            _ => {}
         }
         ret
     }
 
-    fn do_transfer(&self, bus: u64, count: usize, dir: Dir) -> Result {
+    /// Stops a timed-out transfer and makes the engine usable again.
+    ///
+    /// edu has no reset register, so the reset is the one every PCI
+    /// function has: with Bus Master Enable clear a function issues no
+    /// memory request (PCI Local Bus 3.0, 6.2.2; QEMU disables the
+    /// function's bus-master address space, so the late transfer reaches no
+    /// memory), then wait until the engine reports the command done, and
+    /// enable bus mastering again. Called with the engine lock held, so no
+    /// other transfer starts meanwhile; the caller holds the mapping's
+    /// lock too, so the revocation of that mapping waits for this.
+    fn reset_engine(&self) -> Result {
+        {
+            let _bound = self.bar.try_access().ok_or(ENODEV)?;
+            ffi::set_bus_master(&self.pdev, false);
+        }
+        let start = Instant::<Monotonic>::now();
+        loop {
+            let busy = {
+                let bar = self.bar.try_access().ok_or(ENODEV)?;
+                bar.read32(REG_DMA_CMD) & CMD_START != 0
+            };
+            if !busy {
+                break;
+            }
+            if start.elapsed().as_millis() > DMA_TIMEOUT_MS {
+                // Still running: bus mastering stays off.
+                return Err(EIO);
+            }
+            fsleep(Delta::from_millis(10));
+        }
+        // Bound while the BAR is accessible: never re-enable DMA of a
+        // function its driver has let go.
+        let _bound = self.bar.try_access().ok_or(ENODEV)?;
+        ffi::set_bus_master(&self.pdev, true);
+        dev_warn!(self.pdev.as_ref(), "edu DMA timed out; engine reset\n");
+        Ok(())
+    }
+
+    fn do_transfer(&self, bus: u64, count: usize, dir: Dir, injected: bool) -> Result {
         // The Rust MMIO abstraction only does 32-bit accesses to a BAR, and a
         // 4-byte write to edu's 64-bit DMA registers stores the zero-extended
         // value: addresses must be below 4 GiB (the CMB and a 2 GiB guest are).
@@ -124,8 +207,8 @@ impl Edu {
             if !busy {
                 return Ok(());
             }
-            if start.elapsed().as_millis() > DMA_TIMEOUT_MS {
-                return Err(EIO);
+            if injected || start.elapsed().as_millis() > DMA_TIMEOUT_MS {
+                return Err(ETIMEDOUT);
             }
             // Sleep rather than spin: the transfer completes on a QEMU timer.
             fsleep(Delta::from_millis(10));
@@ -140,10 +223,10 @@ impl Edu {
             return Err(EINVAL);
         }
         let mut engine = self.engine.lock();
-        let bounce_bus = engine.bounce.dma_address();
+        let bounce_bus = engine.bounce.as_ref().ok_or(ENODEV)?.dma_address();
         self.transfer(&mut engine, bus, count, Dir::ToDevice)?;
         self.transfer(&mut engine, bounce_bus, count, Dir::ToRam)?;
-        (&engine.bounce).copy_to_slice(out);
+        engine.bounce.as_ref().ok_or(ENODEV)?.copy_to_slice(out);
         Ok(())
     }
 
@@ -154,8 +237,9 @@ impl Edu {
             return Err(EINVAL);
         }
         let mut engine = self.engine.lock();
-        (&engine.bounce).copy_from_slice(data);
-        let bounce_bus = engine.bounce.dma_address();
+        let bounce = engine.bounce.as_ref().ok_or(ENODEV)?;
+        bounce.copy_from_slice(data);
+        let bounce_bus = bounce.dma_address();
         self.transfer(&mut engine, bounce_bus, count, Dir::ToDevice)?;
         self.transfer(&mut engine, bus, count, Dir::ToRam)
     }

@@ -20,6 +20,7 @@ use kernel::{
     },
     new_mutex,
     page::PAGE_SIZE,
+    pci,
     prelude::*,
     sync::{
         aref::ARef,
@@ -33,7 +34,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::{edu::Edu, uapi, ImporterData, ImporterFile};
+use crate::{uapi, ImporterData, ImporterFile, Shared};
 
 #[allow(
     unsafe_op_in_unsafe_fn,
@@ -56,9 +57,13 @@ mod ext {
 /// The ioctl ABI's generated items (see `uapi`).
 pub(crate) mod abi {
     pub(crate) use super::ext::{
+        p2pmap_fuzz,
         p2pmap_map,
         p2pmap_rw,
         p2pmap_status,
+        P2PMAP_FUZZ_MAX_COUNT,
+        P2PMAP_IOCTL_FUZZ_DEVICE_MAP,
+        P2PMAP_IOCTL_INJECT_TIMEOUT,
         P2PMAP_IOCTL_MAP,
         P2PMAP_IOCTL_READ,
         P2PMAP_IOCTL_STATUS,
@@ -80,6 +85,10 @@ unsafe impl FromBytes for uapi::Rw {}
 // SAFETY: as above.
 unsafe impl FromBytes for uapi::Status {}
 // SAFETY: as above.
+unsafe impl FromBytes for uapi::Fuzz {}
+// SAFETY: as above; the explicit `pad` leaves no padding.
+unsafe impl AsBytes for uapi::Fuzz {}
+// SAFETY: as above.
 unsafe impl AsBytes for uapi::Status {}
 
 /// The raw `struct device` of `dev`, as the C callbacks want it.
@@ -87,6 +96,27 @@ fn raw_dev(dev: &device::Device) -> *mut bindings::device {
     // `device::Device` is a transparent wrapper of `struct device` (its
     // `as_raw` is crate-private), so the cast keeps the address.
     ptr::from_ref(dev).cast_mut().cast()
+}
+
+/// Sets (`pci_set_master()`) or clears (`pci_clear_master()`) Bus Master
+/// Enable of `pdev`. The Rust PCI abstraction offers only the former, and
+/// only to probe; resetting a stuck DMA engine needs both at any time.
+///
+/// Context: any (a config space write under `pci_lock`, a raw spinlock).
+/// The caller keeps the function bound (it holds its BAR) when it sets.
+pub(crate) fn set_bus_master(pdev: &pci::Device, on: bool) {
+    // `pci::Device` is a transparent wrapper of `struct pci_dev` (its
+    // `as_raw` is crate-private), so the cast keeps the address.
+    let raw = ptr::from_ref(pdev).cast_mut().cast::<bindings::pci_dev>();
+    // SAFETY: `raw` is a live `struct pci_dev` (we hold a reference on
+    // it); neither call sleeps or has another requirement.
+    unsafe {
+        if on {
+            bindings::pci_set_master(raw)
+        } else {
+            bindings::pci_clear_master(raw)
+        }
+    }
 }
 
 #[path = "../../bindings/layout_check.rs"]
@@ -137,15 +167,64 @@ pub(crate) fn check_layouts() -> Result {
     layout_check::check(&items, |i| unsafe { ext::importer_layout(i as i32) as u64 })
 }
 
-/// The device state of the edu function whose misc device `misc` is.
-pub(crate) fn edu_of(misc: &MiscDeviceRegistration<ImporterFile>) -> &Arc<Edu> {
+/// `DEVICE_MAP_FLAG_*` (include/linux/mm.h).
+pub(crate) mod device_map_flag {
+    pub(crate) use super::ext::{
+        IMPORTER_DEVICE_MAP_FLAG_PIN as PIN,
+        IMPORTER_DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP as SUPPORT_ATOMIC_OP,
+        IMPORTER_DEVICE_MAP_FLAG_WRITE as WRITE, //
+    };
+}
+
+/// One raw `vma->vm_ops->device_map()` call for `dev` on the vma of `mm`
+/// at `addr`, with arguments the caller chose (possibly outside the
+/// contract), then `device_unmap()` of a success
+/// (`importer_raw_device_map()`). Returns the call's result: 0 or a
+/// negative errno (`-EAGAIN`: the callee released mmap_lock).
+///
+/// Context: may sleep; must not hold `mm`'s mmap_lock.
+#[expect(clippy::too_many_arguments, reason = "the arguments of device_map()")]
+pub(crate) fn raw_device_map(
+    mm: &MmWithUser,
+    addr: usize,
+    dev: &device::Device,
+    start: usize,
+    end: usize,
+    flags: u32,
+    with_bufp: bool,
+    pa: &mut [bindings::dma_addr_t],
+) -> i32 {
+    // A callee that serves writes one entry per page of the range.
+    if end > start && (end - start).div_ceil(PAGE_SIZE) > pa.len() {
+        return EINVAL.to_errno();
+    }
+    // SAFETY: `mm` has users (`MmWithUser`) and `dev` is live for the
+    // call; `pa` has room for every page of a non-empty range (checked
+    // above). The shim takes and releases mmap_lock itself and gives back
+    // what device_map() handed out.
+    unsafe {
+        ext::importer_raw_device_map(
+            mm.as_raw(),
+            addr as c_ulong,
+            raw_dev(dev),
+            start as c_ulong,
+            end as c_ulong,
+            flags,
+            with_bufp,
+            pa.as_mut_ptr(),
+        )
+    }
+}
+
+/// The shared state of the edu function whose misc device `misc` is.
+pub(crate) fn shared_of(misc: &MiscDeviceRegistration<ImporterFile>) -> &Arc<Shared> {
     let misc = ptr::from_ref(misc);
     // SAFETY: every `MiscDeviceRegistration<ImporterFile>` is the `misc`
     // field of a pinned `ImporterData` (the only place one is created), and
     // the registration (hence the `ImporterData`) is alive while its open
     // callback runs.
     let data = unsafe { &*kernel::container_of!(misc, ImporterData, misc) };
-    &data.edu
+    &data.shared
 }
 
 /// A reference on the calling process's mm, or `None` for a kernel thread.

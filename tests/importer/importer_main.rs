@@ -31,7 +31,9 @@ use kernel::{
             Atomic,
             Relaxed, //
         },
+        new_condvar,
         Arc,
+        CondVar,
         Mutex, //
     },
     uaccess::{
@@ -42,6 +44,7 @@ use kernel::{
 
 mod edu;
 mod ffi;
+mod fuzz;
 mod uapi;
 
 use edu::{
@@ -79,12 +82,110 @@ kernel::module_pci_driver! {
 
 struct ImporterDriver;
 
-/// Per bound edu function: the misc device and the shared device state.
+/// Per bound edu function: the misc device and the state its files share.
 #[pin_data]
 pub(crate) struct ImporterData {
     #[pin]
     misc: MiscDeviceRegistration<ImporterFile>,
+    shared: Arc<Shared>,
+}
+
+/// What the open files of one edu function share: the device, and what
+/// its unbind needs to stop them.
+#[pin_data]
+pub(crate) struct Shared {
     edu: Arc<Edu>,
+    #[pin]
+    state: Mutex<SharedState>,
+    /// Signalled when `users` drops to 0.
+    #[pin]
+    idle: CondVar,
+}
+
+struct SharedState {
+    /// The function is being unbound: no new user, no new file.
+    unbound: bool,
+    /// ioctls in progress.
+    users: usize,
+    /// The handles of every open file, which the unbind revokes.
+    files: KVec<Arc<FileHandles>>,
+}
+
+/// An ioctl in progress ([`Shared::enter`]).
+struct User<'a>(&'a Shared);
+
+impl Drop for User<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock();
+        st.users -= 1;
+        if st.users == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+impl Shared {
+    fn new(edu: Arc<Edu>) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            edu,
+            state <- new_mutex!(SharedState {
+                unbound: false,
+                users: 0,
+                files: KVec::new(),
+            }),
+            idle <- new_condvar!(),
+        })
+    }
+
+    /// Starts an ioctl; `ENODEV` once the function is being unbound.
+    fn enter(&self) -> Result<User<'_>> {
+        let mut st = self.state.lock();
+        if st.unbound {
+            return Err(ENODEV);
+        }
+        st.users += 1;
+        Ok(User(self))
+    }
+
+    /// Adds an open file's handles to those the unbind revokes.
+    fn register(&self, handles: &Arc<FileHandles>) -> Result {
+        let mut st = self.state.lock();
+        if st.unbound {
+            return Err(ENODEV);
+        }
+        // The state lock is never taken in notifier context: allocating
+        // under it is fine.
+        st.files.push(handles.clone(), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    fn unregister(&self, handles: &Arc<FileHandles>) {
+        self.state.lock().files.retain(|h| !Arc::ptr_eq(h, handles));
+    }
+
+    /// The remove path: refuses new ioctls, waits for those in progress
+    /// (a transfer ends within the engine's timeout), then revokes every
+    /// mapping of every open file (`device_map_range_fini()`: the
+    /// provider's `device_unmap`, or the page-cache DMA unmapping) while
+    /// the function is still bound. Open files stay valid and get
+    /// `ENODEV`.
+    fn unbind(&self) {
+        let files = {
+            let mut st = self.state.lock();
+            st.unbound = true;
+            while st.users > 0 {
+                self.idle.wait(&mut st);
+            }
+            core::mem::take(&mut st.files)
+        };
+        // No ioctl holds a mapping now: dropping the lists' references
+        // finalizes them, outside every lock (removing a notifier sleeps).
+        for f in files.iter() {
+            let list = core::mem::take(&mut f.handles.lock().list);
+            drop(list);
+        }
+        self.edu.shutdown();
+    }
 }
 
 impl pci::Driver for ImporterDriver {
@@ -112,16 +213,28 @@ impl pci::Driver for ImporterDriver {
                 .iomap_region_sized::<{ edu::BAR_SIZE }>(0, c"p2pmap_importer")?
                 .into_devres()?;
             let edu = Arc::pin_init(Edu::new(pdev, bar)?, GFP_KERNEL)?;
+            let shared = Arc::pin_init(Shared::new(edu), GFP_KERNEL)?;
             dev_info!(pdev, "p2pmap test importer bound\n");
-            // `edu` first: the misc device can be opened as soon as it is
-            // registered, and open reads `edu`.
+            // `shared` first: the misc device can be opened as soon as it
+            // is registered, and open reads `shared`.
             Ok(try_pin_init!(ImporterData {
-                edu,
+                shared,
                 misc <- MiscDeviceRegistration::register(MiscDeviceOptions {
                     name: c"p2pmap_importer",
                 }),
             }))
         })
+    }
+
+    fn unbind<'bound>(
+        pdev: &'bound pci::Device<kernel::device::Core<'_>>,
+        this: Pin<&Self::Data<'bound>>,
+    ) {
+        this.shared.unbind();
+        dev_info!(
+            pdev,
+            "p2pmap test importer unbound; its mappings were revoked\n"
+        );
     }
 }
 
@@ -216,17 +329,22 @@ struct Handles {
     list: KVec<(u32, Arc<Mapping>)>,
 }
 
-/// An open `/dev/p2pmap_importer`.
+/// The handles of one open file, shared with [`Shared`] for the unbind.
 #[pin_data]
-struct ImporterFile {
-    edu: Arc<Edu>,
+struct FileHandles {
     #[pin]
     handles: Mutex<Handles>,
 }
 
+/// An open `/dev/p2pmap_importer`.
+struct ImporterFile {
+    shared: Arc<Shared>,
+    handles: Arc<FileHandles>,
+}
+
 impl ImporterFile {
     fn lookup(&self, handle: u32) -> Result<Arc<Mapping>> {
-        let handles = self.handles.lock();
+        let handles = self.handles.handles.lock();
         handles
             .list
             .iter()
@@ -237,11 +355,11 @@ impl ImporterFile {
 
     fn map(&self, req: &mut uapi::Map) -> Result {
         let (addr, len) = check_map_args(req)?;
-        let m = map_range(&self.edu, addr, len, req.flags)?;
+        let m = map_range(&self.shared.edu, addr, len, req.flags)?;
         req.p2p_errno = m.p2p_errno();
         req.path = m.lock().path();
 
-        let mut handles = self.handles.lock();
+        let mut handles = self.handles.handles.lock();
         handles.next = handles.next.checked_add(1).ok_or(ENOSPC)?;
         req.handle = handles.next;
         // The handles lock is never taken in notifier context, so
@@ -302,7 +420,7 @@ impl ImporterFile {
 
     fn unmap(&self, handle: u32) -> Result {
         let removed = {
-            let mut handles = self.handles.lock();
+            let mut handles = self.handles.handles.lock();
             let i = handles
                 .list
                 .iter()
@@ -321,20 +439,28 @@ impl MiscDevice for ImporterFile {
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
-        let edu = ffi::edu_of(misc).clone();
-        KBox::try_pin_init(
-            try_pin_init!(ImporterFile {
-                edu,
+        let shared = ffi::shared_of(misc).clone();
+        let handles = Arc::pin_init(
+            try_pin_init!(FileHandles {
                 handles <- new_mutex!(Handles {
                     next: 0,
                     list: KVec::new(),
                 }),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        let file = KBox::pin(ImporterFile { shared, handles }, GFP_KERNEL)?;
+        file.shared.register(&file.handles)?;
+        Ok(file)
+    }
+
+    fn release(me: Pin<KBox<Self>>, _file: &File) {
+        me.shared.unregister(&me.handles);
+        // Dropping `me` finalizes the file's mappings (outside any lock).
     }
 
     fn ioctl(me: Pin<&ImporterFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        let _user = me.shared.enter()?;
         let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
             uapi::IOC_MAP => {
@@ -364,6 +490,16 @@ impl MiscDevice for ImporterFile {
             uapi::IOC_UNMAP_AGAIN => {
                 let handle: u32 = user.reader().read()?;
                 me.unmap_again(handle)?;
+            }
+            uapi::IOC_FUZZ_DEVICE_MAP => {
+                let (mut r, mut w) = user.reader_writer();
+                let mut req: uapi::Fuzz = r.read()?;
+                fuzz::fuzz_device_map(&me.shared.edu, &mut req)?;
+                w.write(&req)?;
+            }
+            uapi::IOC_INJECT_TIMEOUT => {
+                let n: u32 = user.reader().read()?;
+                me.shared.edu.inject_timeouts(n)?;
             }
             _ => return Err(ENOTTY),
         }

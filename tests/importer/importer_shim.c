@@ -2,6 +2,7 @@
 /* The test importer's C: wrappers (importer_shim.h) and ABI checks. */
 #include <linux/build_bug.h>
 #include <linux/device_map_range.h>
+#include <linux/dma-buf.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/sched.h>
@@ -27,6 +28,38 @@ unsigned int importer_mmu_notifier_range_event(const struct mmu_notifier_range *
 struct mm_struct *importer_current_mm(void)
 {
 	return current->mm;
+}
+
+int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct device *dev,
+			    unsigned long start, unsigned long end, unsigned int flags,
+			    bool with_bufp, dma_addr_t *pa)
+{
+	const struct vm_operations_struct *ops;
+	struct vm_area_struct *vma;
+	struct dma_buf *buf = NULL;
+	int ret;
+
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, addr);
+	ops = vma ? vma->vm_ops : NULL;
+	if (!ops || !ops->device_map || !ops->device_unmap) {
+		mmap_read_unlock(mm);
+		return vma ? -EOPNOTSUPP : -EFAULT;
+	}
+	ret = ops->device_map(vma, dev, with_bufp ? &buf : NULL, start, end, flags, pa);
+	if (ret == -EAGAIN)
+		return ret;	/* the callee released mmap_lock */
+	if (!ret)
+		ops->device_unmap(vma, dev, start, end, pa);
+	mmap_read_unlock(mm);
+	/* Only a PIN mapping comes with a dma_buf; none is served today. */
+#if IS_ENABLED(CONFIG_DMA_SHARED_BUFFER)
+	if (buf)
+		dma_buf_put(buf);
+#else
+	WARN_ON_ONCE(buf);
+#endif
+	return ret;
 }
 
 unsigned long importer_layout(int item)

@@ -32,6 +32,19 @@ unsigned int importer_mmu_notifier_range_event(const struct mmu_notifier_range *
 struct mm_struct *importer_current_mm(void);
 
 /*
+ * One raw vma->vm_ops->device_map() call, for fuzzing it: for @dev, on the
+ * vma of @mm that contains @addr, with the caller's arguments (possibly
+ * outside the contract; @pa must have room for the pages of [@start, @end)
+ * when @start < @end), under mmap_lock for read, then device_unmap() of a
+ * successful one under the same hold and dma_buf_put() of a returned
+ * dma_buf. Returns device_map()'s result (-EAGAIN: it released
+ * mmap_lock), or -EFAULT (no vma at @addr), -EOPNOTSUPP (no device_map).
+ */
+int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct device *dev,
+			    unsigned long start, unsigned long end, unsigned int flags,
+			    bool with_bufp, dma_addr_t *pa);
+
+/*
  * Sizes and offsets as the C compiler sees them, checked against
  * rust/bindings and the importer's bindgen output at load time.
  */

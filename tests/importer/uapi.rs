@@ -6,6 +6,7 @@
 
 use crate::ffi::abi;
 pub(crate) use crate::ffi::abi::{
+    p2pmap_fuzz as Fuzz,
     p2pmap_map as Map,
     p2pmap_rw as Rw,
     p2pmap_status as Status, //
@@ -15,6 +16,7 @@ pub(crate) use crate::ffi::abi::{
 const _: () = assert!(core::mem::size_of::<Map>() == 32);
 const _: () = assert!(core::mem::size_of::<Rw>() == 32);
 const _: () = assert!(core::mem::size_of::<Status>() == 48);
+const _: () = assert!(core::mem::size_of::<Fuzz>() == 64);
 
 /// `P2PMAP_MAP_WRITE` (= `DEVICE_MAP_FLAG_WRITE`).
 pub(crate) const MAP_WRITE: u32 = abi::P2PMAP_MAP_WRITE;
@@ -35,3 +37,9 @@ pub(crate) const IOC_STATUS: u32 = abi::P2PMAP_IOCTL_STATUS;
 pub(crate) const IOC_UNMAP: u32 = abi::P2PMAP_IOCTL_UNMAP;
 /// `P2PMAP_IOC_UNMAP_AGAIN`.
 pub(crate) const IOC_UNMAP_AGAIN: u32 = abi::P2PMAP_IOCTL_UNMAP_AGAIN;
+/// `P2PMAP_IOC_INJECT_TIMEOUT`.
+pub(crate) const IOC_INJECT_TIMEOUT: u32 = abi::P2PMAP_IOCTL_INJECT_TIMEOUT;
+/// `P2PMAP_IOC_FUZZ_DEVICE_MAP`.
+pub(crate) const IOC_FUZZ_DEVICE_MAP: u32 = abi::P2PMAP_IOCTL_FUZZ_DEVICE_MAP;
+/// `P2PMAP_FUZZ_MAX_COUNT`.
+pub(crate) const FUZZ_MAX_COUNT: u32 = abi::P2PMAP_FUZZ_MAX_COUNT;

@@ -53,8 +53,10 @@ struct p2pmap_map {
  * READ: DMA [offset, offset + len) of the mapping into the edu buffer in
  * 4 KiB steps and copy it to buf. WRITE is the reverse (write mappings).
  * Errors: ENOENT (no such handle), ESTALE (revoked: unmap and map again),
- * EINVAL (range outside the mapping), EFAULT (buf), EIO (DMA timeout),
- * EACCES (WRITE through a mapping made without P2PMAP_MAP_WRITE).
+ * EINVAL (range outside the mapping), EFAULT (buf), ETIMEDOUT (a DMA
+ * transfer timed out; the engine was reset), EIO (the engine could not be
+ * reset and is disabled), EACCES (WRITE through a mapping made without
+ * P2PMAP_MAP_WRITE).
  */
 struct p2pmap_rw {
 	__u32 handle;
@@ -109,5 +111,46 @@ struct p2pmap_status {
  * mapped peer to peer).
  */
 #define P2PMAP_IOC_UNMAP_AGAIN	_IOW(P2PMAP_IOC_MAGIC, 6, __u32)
+/*
+ * INJECT_TIMEOUT (fault injection): the device's next N DMA transfers
+ * (N <= 16; 0 cancels) are declared timed out as soon as they started,
+ * while the engine still runs them. A READ or WRITE that meets one fails
+ * with ETIMEDOUT after the driver reset the engine (bus mastering off
+ * until the engine is idle, then on again); the next one works.
+ * Errors: EINVAL (N > 16).
+ *
+ * Every ioctl fails with ENODEV once the edu function is being unbound:
+ * the unbind waits for ioctls in progress, then revokes every mapping of
+ * every open file.
+ */
+#define P2PMAP_IOC_INJECT_TIMEOUT	_IOW(P2PMAP_IOC_MAGIC, 7, __u32)
+
+/*
+ * FUZZ_DEVICE_MAP: calls the device_map() of the vma at addr directly,
+ * count times, with arguments drawn from seed (ranges in and around
+ * [addr, addr + len), empty, reversed and unaligned ones, every flag and
+ * random bits, with and without a dma_buf pointer), under mmap_lock as
+ * the contract says, and device_unmap() right after each success. Counts
+ * how the calls ended; errno_mask has bit e set (e < 128) when a call
+ * failed with -e, other_errno is the first failure outside that range.
+ * A vma without device_map counts every call as refused with EOPNOTSUPP.
+ * count is at most 100000. Errors: EINVAL (count, len), EFAULT (no vma at
+ * addr).
+ */
+struct p2pmap_fuzz {
+	__u64 addr;
+	__u64 len;
+	__u64 seed;
+	__u32 count;
+	__u32 served;		/* out: returned 0 (then given back) */
+	__u32 retried;		/* out: -EAGAIN (mmap_lock released) */
+	__u32 refused;		/* out: any other error */
+	__u64 errno_mask[2];	/* out */
+	__s32 other_errno;	/* out */
+	__u32 pad;
+};
+
+#define P2PMAP_FUZZ_MAX_COUNT	100000
+#define P2PMAP_IOC_FUZZ_DEVICE_MAP	_IOWR(P2PMAP_IOC_MAGIC, 8, struct p2pmap_fuzz)
 
 #endif /* _P2PMAP_IMPORTER_H */

@@ -153,6 +153,25 @@ static inline uint64_t p2pmap_stat(const char *name)
 	return debugfs_value("/sys/kernel/debug/p2pmap/stats", name);
 }
 
+/* Sum of p2pmap's refused_* counters, or UINT64_MAX. */
+static inline uint64_t refused_total(void)
+{
+	char line[256];
+	uint64_t sum = 0;
+	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
+
+	if (!f)
+		return UINT64_MAX;
+	while (fgets(line, sizeof(line), f)) {
+		char *sp = strchr(line, ' ');
+
+		if (!strncmp(line, "refused_", 8) && sp)
+			sum += strtoull(sp + 1, NULL, 10);
+	}
+	fclose(f);
+	return sum;
+}
+
 /* A value of /sys/kernel/debug/p2pmap/revoke_latency, or UINT64_MAX. */
 static inline uint64_t p2pmap_latency(const char *name)
 {

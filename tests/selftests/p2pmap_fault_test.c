@@ -6,13 +6,17 @@
  * stages blocks into the CMB (CONFIG_FAIL_MAKE_REQUEST) and failed slab
  * allocations on every path of a map (CONFIG_FAILSLAB). Each must end in
  * a clear errno to the importer and a counted reason, with nothing leaked
- * (windows, CMB, the mount), nothing hung and nothing lost.
+ * (windows, CMB, the mount), nothing hung and nothing lost. And the
+ * importer's own faults: a DMA transfer that times out (the engine is
+ * reset, not disabled) and the unbind of its PCI function while a process
+ * reads through it (its mappings are revoked first).
  *
  * Needs: /dev/p2pmap_importer, an XFS at /mnt/p2p (whose device this test
  * unmounts and mounts again), p2pmap.ko at $P2PMAP_ROOT, xfs_io,
  * /sys/kernel/debug/fail_make_request and failslab.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -23,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <linux/fs.h>
 #include <unistd.h>
 
@@ -34,6 +39,7 @@
 #define SIZE (8 * 4096)
 #define FAIL_MAKE_REQUEST "/sys/kernel/debug/fail_make_request"
 #define FAILSLAB "/sys/kernel/debug/failslab"
+#define IMPORTER_DRV "/sys/bus/pci/drivers/p2pmap_importer"
 
 /*
  * Measured: each test takes under 15 s (TCG, KASAN kernel), most of it the
@@ -44,25 +50,6 @@
 #define TEST_TIMEOUT_DEFAULT 300
 
 
-
-/* Sum of the refused_* counters. */
-static uint64_t refusals(void)
-{
-	char line[256];
-	uint64_t sum = 0;
-	FILE *f = fopen("/sys/kernel/debug/p2pmap/stats", "r");
-
-	if (!f)
-		return UINT64_MAX;
-	while (fgets(line, sizeof(line), f)) {
-		char *sp = strchr(line, ' ');
-
-		if (!strncmp(line, "refused_", 8) && sp)
-			sum += strtoull(sp + 1, NULL, 10);
-	}
-	fclose(f);
-	return sum;
-}
 
 /*
  * The names of the refused_* counters that are above their value in
@@ -146,6 +133,7 @@ FIXTURE(fault)
 	int shut_down;		/* XFS shut down and not mounted again yet */
 	char fail_disk[256];	/* make-it-fail set on this sysfs file */
 	int failslab;		/* failslab armed */
+	char unbound[64];	/* the edu function this test unbound */
 	struct scratch s;
 };
 
@@ -210,6 +198,9 @@ FIXTURE_TEARDOWN(fault)
 		if (fd >= 0)
 			close(fd);
 	}
+	if (self->unbound[0] && access(P2PMAP_IMPORTER_DEV, F_OK) &&
+	    inject_attr(IMPORTER_DRV, "bind", self->unbound))
+		TH_LOG("could not bind %s to the importer again", self->unbound);
 	tfile_close(&self->a);
 	tfile_close(&self->b);
 	tfile_close(&self->c);
@@ -280,11 +271,11 @@ TEST_F(fault, xfs_shutdown_with_live_and_unclaimed_windows_then_umount)
 	ASSERT_EQ(0, system("xfs_io -x -c shutdown " XFS_DIR)) TH_LOG("xfs_io shutdown failed");
 	self->shut_down = 1;
 	/* A new mapping: refused, with an errno, counted. */
-	refused = refusals();
+	refused = refused_total();
 	read_stats(before, sizeof(before));
 	ret = map_p2p(self->dev, &self->c, &hc);
 	EXPECT_NE(0, ret);
-	EXPECT_LT(refused, refusals()) TH_LOG("the refusal was not counted");
+	EXPECT_LT(refused, refused_total()) TH_LOG("the refusal was not counted");
 	moved_refusals(before, moved, sizeof(moved));
 	/* Not "busy, try again": the filesystem is gone until mounted again. */
 	EXPECT_EQ(-EIO, ret) TH_LOG("map after shutdown: %s", strerror(-ret));
@@ -480,6 +471,147 @@ TEST_F(fault, allocation_failures_on_every_path_of_a_map)
 	EXPECT_TRUE(device_byte_ok(self->dev, h, 0, 13));
 	EXPECT_TRUE(device_byte_ok(self->dev, h, SIZE - 1, 13));
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+}
+
+/* The PCI address of the function bound to the importer, in @bdf. */
+static int importer_function(char *bdf, size_t len)
+{
+	DIR *d = opendir(IMPORTER_DRV);
+	struct dirent *e;
+	int ret = -1;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (strchr(e->d_name, ':') && strlen(e->d_name) < len) {
+			strcpy(bdf, e->d_name);
+			ret = 0;
+		}
+	closedir(d);
+	return ret;
+}
+
+/*
+ * A DMA transfer that times out while the engine still runs it (injected:
+ * declared timed out as soon as it started; edu completes a transfer on a
+ * 100 ms timer). The importer resets the engine (bus mastering off until
+ * it is idle, then on again) instead of disabling it: the READ that met
+ * the timeout fails with ETIMEDOUT, the next ones return the file's
+ * bytes.
+ */
+TEST_F(fault, timed_out_dma_engine_is_reset)
+{
+	unsigned char buf[4096];
+	uint32_t h, n;
+
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &h));
+	n = 1;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_INJECT_TIMEOUT, &n));
+	EXPECT_EQ(-1, importer_read(self->dev, h, 0, sizeof(buf), buf));
+	EXPECT_EQ(ETIMEDOUT, errno);
+	/* The engine works again, on the same mapping and on another. */
+	ASSERT_EQ(0, importer_read(self->dev, h, 0, sizeof(buf), buf)) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(0, check_pattern(buf, 0, sizeof(buf), 11));
+	/* Two timeouts in a row: both transfers of one chunk. */
+	n = 2;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_INJECT_TIMEOUT, &n));
+	EXPECT_EQ(-1, importer_read(self->dev, h, 4096, 1, buf));
+	EXPECT_EQ(ETIMEDOUT, errno);
+	EXPECT_EQ(-1, importer_read(self->dev, h, 4096, 1, buf));
+	EXPECT_EQ(ETIMEDOUT, errno);
+	EXPECT_TRUE(device_byte_ok(self->dev, h, SIZE - 1, 11));
+	n = 17;
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_INJECT_TIMEOUT, &n));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+}
+
+/*
+ * The importer's PCI function is unbound while a process reads through a
+ * peer-to-peer mapping and a fallback one (anonymous memory) is live: the unbind waits for
+ * the READ in progress, then revokes both mappings (p2pmap sees the
+ * device_unmap) before it returns; every later ioctl of the open file
+ * fails with ENODEV, the reader ends, nothing hangs. Bound again, the
+ * function serves the file as before.
+ */
+TEST_F(fault, importer_unbind_revokes_its_mappings)
+{
+	uint64_t unmaps, unmatched;
+	struct p2pmap_status st;
+	struct p2pmap_map m;
+	uint32_t h, hanon;
+	int sync_pipe[2], status, dev;
+	unsigned char *anon;
+	char byte = 0;
+	pid_t reader;
+
+	ASSERT_EQ(0, importer_function(self->unbound, sizeof(self->unbound)));
+	ASSERT_EQ(0, map_p2p(self->dev, &self->a, &h));
+
+	/* A reader that says when it read once, then reads until refused. */
+	ASSERT_EQ(0, pipe(sync_pipe));
+	reader = fork();
+	ASSERT_LE(0, reader);
+	if (!reader) {
+		unsigned char b;
+		int first = 1;
+
+		while (!importer_read(self->dev, h, 0, 1, &b)) {
+			if (b != pattern_byte(0, 11))
+				_exit(2);
+			if (first && write(sync_pipe[1], "r", 1) == 1)
+				first = 0;
+		}
+		_exit(errno == ENODEV ? 0 : 3);
+	}
+	scratch_pid(&self->s, reader);
+	ASSERT_EQ(1, read(sync_pipe[0], &byte, 1));
+	/* After the fork (which write-protects private anonymous memory). */
+	anon = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+	memset(anon, 0x5a, SIZE);
+	m = map_req(anon, SIZE, 0);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	hanon = m.handle;
+	EXPECT_EQ(P2PMAP_PATH_FALLBACK, m.path);
+	memset(&st, 0, sizeof(st));
+	st.handle = h;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	ASSERT_EQ(1, st.mapped);
+	st.handle = hanon;
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	ASSERT_EQ(1, st.mapped);
+	unmaps = p2pmap_stat("unmap_calls");
+	unmatched = p2pmap_stat("unmaps_unmatched");
+
+	/* The unbind returns only after both mappings were revoked. */
+	ASSERT_EQ(0, inject_attr(IMPORTER_DRV, "unbind", self->unbound));
+	EXPECT_EQ(unmaps + 1, p2pmap_stat("unmap_calls"));
+	EXPECT_EQ(unmatched, p2pmap_stat("unmaps_unmatched"));
+	EXPECT_NE(0, access(P2PMAP_IMPORTER_DEV, F_OK));
+	ASSERT_EQ(reader, waitpid(reader, &status, 0));
+	scratch_reaped(&self->s, reader);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("reader status %#x (2: wrong byte, 3: not ENODEV)", status);
+	memset(&st, 0, sizeof(st));
+	st.handle = hanon;
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(ENODEV, errno);
+	m = map_req(self->b.map, SIZE, 0);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(ENODEV, errno);
+	munmap(anon, SIZE);
+
+	/* Bound again: a new open file maps and reads the file. */
+	ASSERT_EQ(0, inject_attr(IMPORTER_DRV, "bind", self->unbound));
+	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, map_p2p(dev, &self->b, &h));
+	EXPECT_TRUE(device_byte_ok(dev, h, SIZE - 1, 12));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &h));
+	close(dev);
+	close(sync_pipe[0]);
+	close(sync_pipe[1]);
 }
 
 TEST_HARNESS_MAIN

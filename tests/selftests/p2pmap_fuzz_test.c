@@ -365,4 +365,101 @@ TEST_F(fuzz, unmap_races_read)
 	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120));
 }
 
+/*
+ * The errnos device_map() may return to an importer: p2pmap's refusals
+ * (Documentation/admin-guide.rst, src/logic/reason.rs) and EAGAIN.
+ */
+static int device_map_errno(int e)
+{
+	switch (e) {
+	case EINVAL: case EFAULT: case EOPNOTSUPP: case ENOMEM: case EBUSY:
+	case EACCES: case ENODEV: case ENXIO: case EIO: case ENOSPC: case E2BIG:
+	case EXDEV: case ETXTBSY:
+		return 1;
+	}
+	return 0;
+}
+
+/* Runs FUZZ_DEVICE_MAP on [@addr, @addr + SIZE); 0 if every errno is known. */
+static int fuzz_device_map(struct __test_metadata *_metadata, int dev, void *addr, uint64_t seed,
+			   uint32_t count, struct p2pmap_fuzz *f, const char *what)
+{
+	int e, bad = 0;
+
+	memset(f, 0, sizeof(*f));
+	f->addr = (uintptr_t)addr;
+	f->len = SIZE;
+	f->seed = seed;
+	f->count = count;
+	if (ioctl(dev, P2PMAP_IOC_FUZZ_DEVICE_MAP, f)) {
+		TH_LOG("%s: FUZZ_DEVICE_MAP: %s", what, strerror(errno));
+		return -1;
+	}
+	TH_LOG("%s: seed %#llx, %u calls: %u served, %u retried, %u refused",
+	       what, (unsigned long long)seed, count, f->served, f->retried, f->refused);
+	for (e = 1; e < 128; e++) {
+		if (!(f->errno_mask[e / 64] & (1ull << (e % 64))))
+			continue;
+		TH_LOG("%s:   refused with %s", what, strerror(e));
+		if (!device_map_errno(e)) {
+			TH_LOG("%s:   errno %d is not one device_map() may return", what, e);
+			bad++;
+		}
+	}
+	if (f->other_errno) {
+		TH_LOG("%s:   a call returned %d", what, f->other_errno);
+		bad++;
+	}
+	if (f->served + f->retried + f->refused != count) {
+		TH_LOG("%s:   %u calls counted", what, f->served + f->retried + f->refused);
+		bad++;
+	}
+	return bad ? -1 : 0;
+}
+
+/*
+ * device_map() called directly, in the kernel, with random arguments
+ * (FUZZ_DEVICE_MAP: ranges around and outside the vma, empty, reversed,
+ * unaligned, every flag and random bits, with and without a dma_buf
+ * pointer) on a shared mapping of an XFS file, a private writable one and
+ * anonymous memory: every call returns 0 (given back at once), EAGAIN or
+ * an errno p2pmap documents; p2pmap counts every call exactly once
+ * (map_calls = refusals + maps + retries), matches every device_unmap
+ * with a claim, and frees every window at the end.
+ */
+TEST_F(fuzz, device_map_with_random_arguments)
+{
+	uint64_t calls0 = p2pmap_stat("map_calls"), maps0 = p2pmap_stat("maps");
+	uint64_t retries0 = p2pmap_stat("lock_drop_retries");
+	uint64_t unmaps0 = p2pmap_stat("unmap_calls");
+	uint64_t unmatched0 = p2pmap_stat("unmaps_unmatched");
+	uint64_t refused0 = refused_total();
+	struct p2pmap_fuzz shared, priv, anon;
+
+	ASSERT_EQ(0, fuzz_device_map(_metadata, self->dev, self->shared, SEED, 3000, &shared,
+				     "shared file mapping"));
+	ASSERT_EQ(0, fuzz_device_map(_metadata, self->dev, self->priv, SEED + 1, 1000, &priv,
+				     "private writable file mapping"));
+	ASSERT_EQ(0, fuzz_device_map(_metadata, self->dev, self->anon, SEED + 2, 200, &anon,
+				     "anonymous memory"));
+	/* The drawn arguments reach every outcome on the file. */
+	EXPECT_LT(0, shared.served);
+	EXPECT_LT(0, shared.retried);
+	EXPECT_LT(0, shared.refused);
+	/* Anonymous memory has no device_map: never reaches p2pmap. */
+	EXPECT_EQ(200, anon.refused);
+	EXPECT_EQ(1ull << EOPNOTSUPP % 64, anon.errno_mask[EOPNOTSUPP / 64]);
+	/* Each call on a file vma counted once, each success given back once. */
+	EXPECT_EQ(4000, p2pmap_stat("map_calls") - calls0);
+	EXPECT_EQ(p2pmap_stat("map_calls") - calls0,
+		  (refused_total() - refused0) + (p2pmap_stat("maps") - maps0) +
+		  (p2pmap_stat("lock_drop_retries") - retries0));
+	EXPECT_EQ(shared.served + priv.served, p2pmap_stat("maps") - maps0);
+	EXPECT_EQ(shared.retried + priv.retried, p2pmap_stat("lock_drop_retries") - retries0);
+	EXPECT_EQ(shared.served + priv.served, p2pmap_stat("unmap_calls") - unmaps0);
+	EXPECT_EQ(unmatched0, p2pmap_stat("unmaps_unmatched"));
+	/* The windows staged for the retried calls expire unclaimed (5 s). */
+	EXPECT_EQ(0, wait_stat("windows_live", self->live, 120));
+}
+
 TEST_HARNESS_MAIN
