@@ -30,6 +30,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <linux/falloc.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -422,6 +424,82 @@ TEST_F(probe, no_writable_mapping_without_write_permission)
 	ASSERT_EQ(4096, pread(fd, cpu, sizeof(cpu), 4096));
 	EXPECT_EQ(0, check_pattern(cpu, 4096, sizeof(cpu), 5));
 	close(fd);
+}
+
+/*
+ * An unprivileged user (uid/gid 65534) that may use the importer device
+ * maps only what it can read: a file it may not read cannot even be
+ * opened, so it has no vma to map; one it may read is served peer to peer
+ * with the file's bytes, never writable (neither through a read-only
+ * descriptor's mapping nor a shared writable one, which mmap refuses).
+ */
+TEST_F(probe, unprivileged_user_maps_only_what_it_can_read)
+{
+	char public[256];
+	struct stat st;
+	int status;
+	pid_t child;
+
+	ASSERT_EQ(0, pwrite_pattern(self->fd, 0, SIZE));
+	ASSERT_EQ(0, fsync(self->fd));
+	ASSERT_EQ(0, fchmod(self->fd, 0600));		/* the secret */
+	snprintf(public, sizeof(public), "%s/public", self->dir);
+	scratch_file(&self->s, "%s", public);
+	ASSERT_EQ(0, make_pattern_file(public, SIZE, 5));
+	ASSERT_EQ(0, chmod(public, 0644));
+	ASSERT_EQ(0, stat(P2PMAP_IMPORTER_DEV, &st));
+	/* The device is root's (0600): let the user in for this test only. */
+	ASSERT_EQ(0, chmod(P2PMAP_IMPORTER_DEV, 0666));
+	child = fork();
+	if (!child) {
+		unsigned char buf[4096];
+		struct p2pmap_map m;
+		int dev, fd;
+		void *p;
+
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(10);
+		dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+		if (dev < 0)
+			_exit(11);
+		if (open(self->path, O_RDONLY) >= 0 || errno != EACCES)
+			_exit(12);
+		fd = open(public, O_RDONLY);
+		if (fd < 0)
+			_exit(13);
+		if (mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED)
+			_exit(14);
+		p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			_exit(15);
+		m = map_req(p, SIZE, P2PMAP_MAP_NO_FALLBACK);
+		if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P)
+			_exit(16);
+		if (importer_read(dev, m.handle, 4096, sizeof(buf), buf) ||
+		    check_pattern(buf, 4096, sizeof(buf), 5))
+			_exit(17);
+		ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+		m = map_req(p, SIZE, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+		if (!ioctl(dev, P2PMAP_IOC_MAP, &m))
+			_exit(18);
+		m = map_req(p, SIZE, P2PMAP_MAP_WRITE);
+		if (!ioctl(dev, P2PMAP_IOC_MAP, &m))
+			_exit(19);
+		_exit(0);
+	}
+	status = -1;
+	if (child > 0 && waitpid(child, &status, 0) != child)
+		status = -1;
+	/* Restored before any assertion can end the test. */
+	EXPECT_EQ(0, chmod(P2PMAP_IMPORTER_DEV, st.st_mode & 07777));
+	ASSERT_LT(0, child);
+	ASSERT_TRUE(status != -1 && WIFEXITED(status)) TH_LOG("status %#x", status);
+	/*
+	 * 10 setuid, 11 device, 12 the secret opened, 13/15 the public file,
+	 * 14 a shared writable mapping of a read-only descriptor, 16 not served
+	 * peer to peer, 17 wrong bytes, 18/19 a write mapping.
+	 */
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 TEST_HARNESS_MAIN
