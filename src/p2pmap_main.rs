@@ -83,5 +83,6 @@ impl Drop for P2pMap {
         drop(self.pci_notifier.take());
         revocation::revoke_all();
         ffi::lease_exit();
+        windows::exit();
     }
 }

@@ -113,6 +113,18 @@ pub(crate) fn init() {
     }
 }
 
+/// Frees the list of functions being unbound, at module exit, after its
+/// last user is gone (the PCI notifier unregistered, every window
+/// revoked). A `static` is never dropped: the list keeps its allocation
+/// once a function was unbound, and it outlived the module (kmemleak
+/// reported it after an unbind of the importer's function). The registry
+/// allocates nothing once every window is revoked.
+pub(crate) fn exit() {
+    let removing = core::mem::take(&mut *removing().lock());
+    // Freed outside the spinlock.
+    drop(removing);
+}
+
 /// The registry lock: a spinlock, since `device_unmap` may run in
 /// non-blockable notifier context. The registry is built at first use (an
 /// empty red-black tree cannot be built in a `static`; building one

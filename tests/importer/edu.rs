@@ -158,21 +158,9 @@ impl Edu {
             let _bound = self.bar.try_access().ok_or(ENODEV)?;
             ffi::set_bus_master(&self.pdev, false);
         }
-        let start = Instant::<Monotonic>::now();
-        loop {
-            let busy = {
-                let bar = self.bar.try_access().ok_or(ENODEV)?;
-                bar.read32(REG_DMA_CMD) & CMD_START != 0
-            };
-            if !busy {
-                break;
-            }
-            if start.elapsed().as_millis() > DMA_TIMEOUT_MS {
-                // Still running: bus mastering stays off.
-                return Err(EIO);
-            }
-            fsleep(Delta::from_millis(10));
-        }
+        // Still running after the timeout: bus mastering stays off.
+        self.wait_idle(false)
+            .map_err(|e| if e == ETIMEDOUT { EIO } else { e })?;
         // Bound while the BAR is accessible: never re-enable DMA of a
         // function its driver has let go.
         let _bound = self.bar.try_access().ok_or(ENODEV)?;
@@ -198,6 +186,12 @@ impl Edu {
             bar.write32(count, REG_DMA_COUNT);
             bar.write32(cmd, REG_DMA_CMD);
         }
+        self.wait_idle(injected)
+    }
+
+    /// Waits until the engine reports its command done: `ETIMEDOUT` after
+    /// [`DMA_TIMEOUT_MS`], or at the first busy poll if `give_up`.
+    fn wait_idle(&self, give_up: bool) -> Result {
         let start = Instant::<Monotonic>::now();
         loop {
             let busy = {
@@ -207,7 +201,7 @@ impl Edu {
             if !busy {
                 return Ok(());
             }
-            if injected || start.elapsed().as_millis() > DMA_TIMEOUT_MS {
+            if give_up || start.elapsed().as_millis() > DMA_TIMEOUT_MS {
                 return Err(ETIMEDOUT);
             }
             // Sleep rather than spin: the transfer completes on a QEMU timer.
