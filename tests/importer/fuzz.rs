@@ -93,7 +93,13 @@ fn draw(rng: &mut Rng, addr: usize, len: usize) -> Args {
 
 /// `P2PMAP_IOC_FUZZ_DEVICE_MAP` (see the ABI header).
 pub(crate) fn fuzz_device_map(edu: &Edu, req: &mut uapi::Fuzz) -> Result {
-    if req.count > uapi::FUZZ_MAX_COUNT || req.len == 0 || req.len % PAGE_SIZE as u64 != 0 {
+    // The bound on `len` also keeps `draw`'s address arithmetic far from
+    // overflow (a user address plus at most 128 MiB and a few pages).
+    if req.count > uapi::FUZZ_MAX_COUNT
+        || req.len == 0
+        || req.len > crate::MAX_MAP_LEN
+        || req.len % PAGE_SIZE as u64 != 0
+    {
         return Err(EINVAL);
     }
     let addr = usize::try_from(req.addr)?;

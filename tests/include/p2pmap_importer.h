@@ -134,8 +134,8 @@ struct p2pmap_status {
  * how the calls ended; errno_mask has bit e set (e < 128) when a call
  * failed with -e, other_errno is the first failure outside that range.
  * A vma without device_map counts every call as refused with EOPNOTSUPP.
- * count is at most 100000. Errors: EINVAL (count, len), EFAULT (no vma at
- * addr).
+ * count is at most 100000. Errors: EINVAL (count; len not page aligned,
+ * 0 or over 128 MiB), EFAULT (no vma at addr).
  */
 struct p2pmap_fuzz {
 	__u64 addr;
