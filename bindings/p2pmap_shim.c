@@ -16,6 +16,7 @@
 #include <linux/pci.h>
 #include <linux/pci-p2pdma.h>
 #include <linux/sched.h>
+#include <linux/wait_bit.h>
 
 #include "p2pmap_shim.h"
 
@@ -287,4 +288,26 @@ u32 p2pmap_file_sdev(struct file *file)
 u64 p2pmap_file_ino(struct file *file)
 {
 	return file_inode(file)->i_ino;
+}
+
+static atomic_t p2pmap_cmb_free_count = ATOMIC_INIT(0);
+
+void p2pmap_cmb_freed(void)
+{
+	atomic_inc(&p2pmap_cmb_free_count);
+	/* Orders the count before wake_up_var()'s waitqueue check. */
+	smp_mb__after_atomic();
+	wake_up_var(&p2pmap_cmb_free_count);
+}
+
+unsigned int p2pmap_cmb_frees(void)
+{
+	return atomic_read_acquire(&p2pmap_cmb_free_count);
+}
+
+bool p2pmap_cmb_wait_freed(unsigned int seen, unsigned int timeout_ms)
+{
+	return wait_var_event_timeout(&p2pmap_cmb_free_count,
+				      atomic_read_acquire(&p2pmap_cmb_free_count) != seen,
+				      msecs_to_jiffies(timeout_ms)) > 0;
 }

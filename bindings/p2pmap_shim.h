@@ -145,6 +145,18 @@ void p2pmap_trace_revoke(const char *cause, int cause_len, const char *scope,
 			 u64 windows, u64 ns);
 void p2pmap_trace_unmap(struct device *importer, unsigned long start,
 			unsigned long end, u64 pages, bool matched);
+/*
+ * CMB windows freed, for a device_map that found the CMB full and no
+ * window left to revoke because other requests are revoking or staging
+ * them right now: p2pmap_cmb_freed() after a window's pages went back to
+ * the pool (any context), p2pmap_cmb_frees() a snapshot of the count,
+ * p2pmap_cmb_wait_freed() sleeps until a window was freed after snapshot
+ * @seen, at most @timeout_ms; false if none was.
+ */
+void p2pmap_cmb_freed(void);
+unsigned int p2pmap_cmb_frees(void);
+bool p2pmap_cmb_wait_freed(unsigned int seen, unsigned int timeout_ms);
+
 /* The device and inode number of @file's inode, for the trace events. */
 u32 p2pmap_file_sdev(struct file *file);
 u64 p2pmap_file_ino(struct file *file);

@@ -745,7 +745,28 @@ impl Drop for CmbBuf {
     fn drop(&mut self) {
         // SAFETY: allocated from `nvme` with this size (type invariant).
         unsafe { ext::pci_free_p2pmem(self.nvme.as_raw(), self.vaddr.cast(), self.size) };
+        // SAFETY: an atomic increment and a wake-up; any context.
+        unsafe { ext::p2pmap_cmb_freed() };
     }
+}
+
+/// How many CMB windows were freed so far (wraps): a snapshot for
+/// [`wait_cmb_freed`].
+pub(crate) fn cmb_frees() -> u32 {
+    // SAFETY: an atomic read; any context.
+    unsafe { ext::p2pmap_cmb_frees() }
+}
+
+/// Sleeps until a CMB window was freed after snapshot `seen` of
+/// [`cmb_frees`] (at once if one was already), at most `timeout_ms`;
+/// `false` if none was.
+///
+/// Context: process; sleeps. Hold no lock: the frees come from other
+/// tasks' revocations (`wait_var_event_timeout()`).
+pub(crate) fn wait_cmb_freed(seen: u32, timeout_ms: u32) -> bool {
+    // SAFETY: sleeps in TASK_UNINTERRUPTIBLE at most `timeout_ms`; the
+    // caller is in process context and holds no spinlock (documented).
+    unsafe { ext::p2pmap_cmb_wait_freed(seen, timeout_ms) }
 }
 
 /// An NVMe function whose CMB p2pmap may use, held by a reference on its

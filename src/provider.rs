@@ -362,14 +362,26 @@ fn stage(
 /// unclaimed windows whose callers had their chance to claim them, then
 /// revokes least recently used mapped windows (their importers map again
 /// later): first as many bytes as are missing if the CMB holds only
-/// p2pmap's windows, then, if others use it or it is fragmented, `len` more
-/// at most. One request never revokes more than twice its size.
+/// p2pmap's windows, then, while the allocation still fails (others use
+/// the CMB, it is fragmented, or concurrent requests took the space),
+/// `len` more per round, at most [`revoke::MAX_EVICT_ROUNDS`] rounds. A
+/// round revokes only after an allocation failed: bytes beyond twice `len`
+/// are revoked only when other requests took what the earlier rounds
+/// freed. A round that finds nothing to revoke while p2pmap still holds
+/// windows in the CMB (concurrent requests are revoking them, or staging)
+/// waits for one of them to be freed, at most
+/// [`revoke::PENDING_FREE_WAIT_MS`]: four processes under pressure were
+/// refused `cmb_full` for windows that fit when such a round gave up
+/// (measured: every refusal was a round with nothing left to revoke and
+/// the CMB full of p2pmap's windows).
 ///
-/// Context: slow path; sleeps.
+/// Context: slow path; sleeps. Holds none of p2pmap's locks.
 fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
     if windows::device_removing(nvme.key()) {
         return Err(Reason::NoP2pProvider);
     }
+    // Before the first allocation: a free after it ends a round's wait.
+    let mut seen = ffi::cmb_frees();
     if let Some(buf) = CmbBuf::alloc(nvme, len) {
         return Ok(buf);
     }
@@ -387,10 +399,18 @@ fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
         Some(c) => revoke::bytes_to_free(len, c, held),
         None => len,
     };
-    for bytes in [missing, len] {
-        if !revocation::revoke_lru(nvme.key(), bytes) {
+    let mut round = 0;
+    while let Some(bytes) = revoke::evict_round_bytes(round, missing, len) {
+        round += 1;
+        if !revocation::revoke_lru(nvme.key(), bytes)
+            && (windows::bytes_on_device(nvme.key()) == 0
+                || !ffi::wait_cmb_freed(seen, revoke::PENDING_FREE_WAIT_MS))
+        {
+            // Nothing of p2pmap's to revoke or to wait for: the CMB is
+            // someone else's, or nobody gives windows back.
             break;
         }
+        seen = ffi::cmb_frees();
         if let Some(buf) = CmbBuf::alloc(nvme, len) {
             return Ok(buf);
         }

@@ -116,6 +116,35 @@ pub const fn bytes_to_free(len: usize, capacity: usize, held: usize) -> usize {
     }
 }
 
+/// Most rounds of revoke-then-allocate one request makes under CMB
+/// pressure (the page allocator's `MAX_RECLAIM_RETRIES` in
+/// `should_reclaim_retry()` bounds its reclaim-then-allocate loop alike).
+pub const MAX_EVICT_ROUNDS: u32 = 16;
+
+/// CMB pressure: how long a round that found nothing to revoke waits for
+/// a window that other requests are revoking or staging to be freed. A
+/// bound, not an expected time: the wait ends at the first free.
+pub const PENDING_FREE_WAIT_MS: u32 = 100;
+
+/// CMB pressure, round `round` (from 0) of a request for a window of `len`
+/// bytes of which `missing` were found missing: how many bytes of least
+/// recently used windows to revoke before the next allocation attempt,
+/// `None` when the request has had its rounds. A round runs only after an
+/// allocation failed: the first revokes what is missing, each later one
+/// the window's size. Between a round's revocation and its allocation,
+/// concurrent requests may take the space it freed, or have every window
+/// in the CMB under revocation already, so that a round finds nothing to
+/// revoke and waits for their frees instead.
+pub const fn evict_round_bytes(round: u32, missing: usize, len: usize) -> Option<usize> {
+    if round >= MAX_EVICT_ROUNDS {
+        None
+    } else if round == 0 {
+        Some(missing)
+    } else {
+        Some(len)
+    }
+}
+
 /// Where `pages` pages at file byte `start` lie in a window of `win_pages`
 /// pages at file byte `win_start` (pages of `page` bytes): the byte offset
 /// of `start` in the window, if the window holds all of them at a whole
@@ -212,6 +241,17 @@ mod tests {
         // More held than the capacity (a stale bound): everything missing.
         assert_eq!(bytes_to_free(8 * M, 64 * M, 80 * M), 8 * M);
         assert_eq!(bytes_to_free(64 * M, 64 * M, 64 * M), 64 * M);
+    }
+
+    #[test]
+    fn eviction_rounds_are_bounded() {
+        const M: usize = 1 << 20;
+        assert_eq!(evict_round_bytes(0, 3 * M, 8 * M), Some(3 * M));
+        for round in 1..MAX_EVICT_ROUNDS {
+            assert_eq!(evict_round_bytes(round, 3 * M, 8 * M), Some(8 * M));
+        }
+        assert_eq!(evict_round_bytes(MAX_EVICT_ROUNDS, 3 * M, 8 * M), None);
+        assert_eq!(evict_round_bytes(u32::MAX, 3 * M, 8 * M), None);
     }
 
     #[test]

@@ -1548,6 +1548,89 @@ TEST_F(scratch, cmb_pressure_revokes_only_what_is_missing)
 }
 
 /*
+ * One importer process of cmb_pressure_from_four_processes_refuses_nothing:
+ * two passes over its file in 1 MiB mappings, each held until the next
+ * pass maps the chunk again. Exit status: 0, or 1 if a MAP was refused or
+ * not peer to peer, 2 on a setup error.
+ */
+static int pressure_worker(const char *path, size_t size)
+{
+	const size_t chunk = 1 << 20;
+	uint32_t handles[64] = { 0 };
+	int dev = open_importer(), fd = open(path, O_RDONLY), pass, refused = 0;
+	char *map;
+	size_t c;
+
+	if (dev < 0 || fd < 0 || size / chunk > 64)
+		return 2;
+	map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return 2;
+	for (pass = 0; pass < 2; pass++) {
+		for (c = 0; c < size / chunk; c++) {
+			struct p2pmap_map m = map_req(map + c * chunk, chunk, P2PMAP_MAP_NO_FALLBACK);
+
+			if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P) {
+				fprintf(stderr, "# %s chunk %zu: %s\n", path, c, strerror(errno));
+				refused++;
+				m.handle = 0;
+			}
+			if (handles[c])
+				ioctl(dev, P2PMAP_IOC_UNMAP, &handles[c]);
+			handles[c] = m.handle;
+		}
+	}
+	close(dev);
+	return refused ? 1 : 0;
+}
+
+/*
+ * CMB pressure from several processes at once: four importers cycle
+ * through twice the CMB (4 x 32 MiB in 1 MiB windows), so every request
+ * revokes another's least recently used window, and a request often finds
+ * every window in the CMB already under revocation by the others (nothing
+ * left to revoke: it must wait for their frees, alloc_window()). Every
+ * request fits: none may be refused cmb_full (16-33 were in this test
+ * before that wait).
+ */
+TEST_F_TIMEOUT(scratch, cmb_pressure_from_four_processes_refuses_nothing, 600)
+{
+	const size_t size = 32 << 20;
+	char paths[4][256];
+	uint64_t full, pressure;
+	pid_t pids[4];
+	int i, st;
+
+	ASSERT_EQ(0, p2pmap_stat("cmb_bytes_used")) TH_LOG("the CMB must start empty");
+	for (i = 0; i < 4; i++) {
+		snprintf(paths[i], sizeof(paths[i]), XFS_DIR "/press_%d.%d", i, getpid());
+		scratch_file(&self->s, "%s", paths[i]);
+		ASSERT_EQ(0, make_pattern_file_direct(paths[i], size, 60 + i));
+	}
+	full = p2pmap_stat("refused_cmb_full");
+	pressure = p2pmap_stat("revocations_cmb_pressure");
+	for (i = 0; i < 4; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (!pids[i])
+			_exit(pressure_worker(paths[i], size));
+		scratch_pid(&self->s, pids[i]);
+	}
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &st, 0));
+		scratch_reaped(&self->s, pids[i]);
+		EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			TH_LOG("importer %d: status %#x (1: a MAP was refused)", i, st);
+	}
+	EXPECT_EQ(full, p2pmap_stat("refused_cmb_full"));
+	/* Teeth: the CMB really was under pressure. */
+	EXPECT_LT(pressure + 32, p2pmap_stat("revocations_cmb_pressure"));
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	for (i = 0; i < 4; i++)
+		unlink(paths[i]);
+}
+
+/*
  * An active swap file: the swap code reads and writes its blocks directly
  * (bmap'ed at swapon), bypassing the page cache, the filesystem and every
  * layout lease, so p2pmap would never learn that they changed. Refused with
