@@ -61,17 +61,21 @@ pub(crate) mod abi {
         p2pmap_map,
         p2pmap_rw,
         p2pmap_status,
+        p2pmap_time_map,
         P2PMAP_FUZZ_MAX_COUNT,
         P2PMAP_IOCTL_FUZZ_DEVICE_MAP,
         P2PMAP_IOCTL_INJECT_TIMEOUT,
         P2PMAP_IOCTL_MAP,
         P2PMAP_IOCTL_READ,
         P2PMAP_IOCTL_STATUS,
+        P2PMAP_IOCTL_TIME_DEVICE_MAP,
         P2PMAP_IOCTL_UNMAP,
         P2PMAP_IOCTL_UNMAP_AGAIN,
         P2PMAP_IOCTL_WRITE,
         P2PMAP_MAP_NO_FALLBACK,
-        P2PMAP_MAP_WRITE, //
+        P2PMAP_MAP_WRITE,
+        P2PMAP_TIME_MAX_COUNT,
+        P2PMAP_TIME_MAX_PAGES, //
     };
 }
 
@@ -90,6 +94,10 @@ unsafe impl FromBytes for uapi::Fuzz {}
 unsafe impl AsBytes for uapi::Fuzz {}
 // SAFETY: as above.
 unsafe impl AsBytes for uapi::Status {}
+// SAFETY: as above.
+unsafe impl FromBytes for uapi::TimeMap {}
+// SAFETY: as above; the explicit `pad` leaves no padding.
+unsafe impl AsBytes for uapi::TimeMap {}
 
 /// The raw `struct device` of `dev`, as the C callbacks want it.
 fn raw_dev(dev: &device::Device) -> *mut bindings::device {
@@ -180,7 +188,8 @@ pub(crate) mod device_map_flag {
 /// at `addr`, with arguments the caller chose (possibly outside the
 /// contract), then `device_unmap()` of a success
 /// (`importer_raw_device_map()`). Returns the call's result: 0 or a
-/// negative errno (`-EAGAIN`: the callee released mmap_lock).
+/// negative errno (`-EAGAIN`: the callee released mmap_lock); `map_ns`, if
+/// given, receives the time the `device_map()` call itself took.
 ///
 /// Context: may sleep; must not hold `mm`'s mmap_lock.
 #[expect(clippy::too_many_arguments, reason = "the arguments of device_map()")]
@@ -193,15 +202,18 @@ pub(crate) fn raw_device_map(
     flags: u32,
     with_bufp: bool,
     pa: &mut [bindings::dma_addr_t],
+    map_ns: Option<&mut u64>,
 ) -> i32 {
     // A callee that serves writes one entry per page of the range.
     if end > start && (end - start).div_ceil(PAGE_SIZE) > pa.len() {
         return EINVAL.to_errno();
     }
+    let map_ns = map_ns.map_or(ptr::null_mut(), ptr::from_mut);
     // SAFETY: `mm` has users (`MmWithUser`) and `dev` is live for the
     // call; `pa` has room for every page of a non-empty range (checked
-    // above). The shim takes and releases mmap_lock itself and gives back
-    // what device_map() handed out.
+    // above); `map_ns` is null or a live `u64`. The shim takes and
+    // releases mmap_lock itself and gives back what device_map() handed
+    // out.
     unsafe {
         ext::importer_raw_device_map(
             mm.as_raw(),
@@ -212,6 +224,7 @@ pub(crate) fn raw_device_map(
             flags,
             with_bufp,
             pa.as_mut_ptr(),
+            map_ns,
         )
     }
 }

@@ -125,6 +125,7 @@ pub(crate) fn fuzz_device_map(edu: &Edu, req: &mut uapi::Fuzz) -> Result {
             a.flags,
             a.with_bufp,
             &mut pa,
+            None,
         );
         match ret {
             0 => req.served += 1,

@@ -45,6 +45,7 @@ use kernel::{
 mod edu;
 mod ffi;
 mod fuzz;
+mod timing;
 mod uapi;
 
 use edu::{
@@ -495,6 +496,12 @@ impl MiscDevice for ImporterFile {
                 let (mut r, mut w) = user.reader_writer();
                 let mut req: uapi::Fuzz = r.read()?;
                 fuzz::fuzz_device_map(&me.shared.edu, &mut req)?;
+                w.write(&req)?;
+            }
+            uapi::IOC_TIME_DEVICE_MAP => {
+                let (mut r, mut w) = user.reader_writer();
+                let mut req: uapi::TimeMap = r.read()?;
+                timing::time_device_map(&me.shared.edu, &mut req)?;
                 w.write(&req)?;
             }
             uapi::IOC_INJECT_TIMEOUT => {

@@ -3,6 +3,7 @@
 #include <linux/build_bug.h>
 #include <linux/device_map_range.h>
 #include <linux/dma-buf.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/sched.h>
@@ -32,11 +33,12 @@ struct mm_struct *importer_current_mm(void)
 
 int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct device *dev,
 			    unsigned long start, unsigned long end, unsigned int flags,
-			    bool with_bufp, dma_addr_t *pa)
+			    bool with_bufp, dma_addr_t *pa, u64 *map_ns)
 {
 	const struct vm_operations_struct *ops;
 	struct vm_area_struct *vma;
 	struct dma_buf *buf = NULL;
+	u64 t0;
 	int ret;
 
 	mmap_read_lock(mm);
@@ -46,7 +48,10 @@ int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct dev
 		mmap_read_unlock(mm);
 		return vma ? -EOPNOTSUPP : -EFAULT;
 	}
+	t0 = ktime_get_ns();
 	ret = ops->device_map(vma, dev, with_bufp ? &buf : NULL, start, end, flags, pa);
+	if (map_ns)
+		*map_ns = ktime_get_ns() - t0;
 	if (ret == -EAGAIN)
 		return ret;	/* the callee released mmap_lock */
 	if (!ret)

@@ -39,10 +39,12 @@ struct mm_struct *importer_current_mm(void);
  * successful one under the same hold and dma_buf_put() of a returned
  * dma_buf. Returns device_map()'s result (-EAGAIN: it released
  * mmap_lock), or -EFAULT (no vma at @addr), -EOPNOTSUPP (no device_map).
+ * If @map_ns is not NULL, it receives the nanoseconds the device_map()
+ * call itself took (ktime_get_ns() around it).
  */
 int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct device *dev,
 			    unsigned long start, unsigned long end, unsigned int flags,
-			    bool with_bufp, dma_addr_t *pa);
+			    bool with_bufp, dma_addr_t *pa, u64 *map_ns);
 
 /*
  * Sizes and offsets as the C compiler sees them, checked against

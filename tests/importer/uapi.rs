@@ -9,7 +9,8 @@ pub(crate) use crate::ffi::abi::{
     p2pmap_fuzz as Fuzz,
     p2pmap_map as Map,
     p2pmap_rw as Rw,
-    p2pmap_status as Status, //
+    p2pmap_status as Status,
+    p2pmap_time_map as TimeMap, //
 };
 
 // No padding anywhere (the `FromBytes`/`AsBytes` impls rely on it).
@@ -17,6 +18,7 @@ const _: () = assert!(core::mem::size_of::<Map>() == 32);
 const _: () = assert!(core::mem::size_of::<Rw>() == 32);
 const _: () = assert!(core::mem::size_of::<Status>() == 48);
 const _: () = assert!(core::mem::size_of::<Fuzz>() == 64);
+const _: () = assert!(core::mem::size_of::<TimeMap>() == 56);
 
 /// `P2PMAP_MAP_WRITE` (= `DEVICE_MAP_FLAG_WRITE`).
 pub(crate) const MAP_WRITE: u32 = abi::P2PMAP_MAP_WRITE;
@@ -43,3 +45,9 @@ pub(crate) const IOC_INJECT_TIMEOUT: u32 = abi::P2PMAP_IOCTL_INJECT_TIMEOUT;
 pub(crate) const IOC_FUZZ_DEVICE_MAP: u32 = abi::P2PMAP_IOCTL_FUZZ_DEVICE_MAP;
 /// `P2PMAP_FUZZ_MAX_COUNT`.
 pub(crate) const FUZZ_MAX_COUNT: u32 = abi::P2PMAP_FUZZ_MAX_COUNT;
+/// `P2PMAP_IOC_TIME_DEVICE_MAP`.
+pub(crate) const IOC_TIME_DEVICE_MAP: u32 = abi::P2PMAP_IOCTL_TIME_DEVICE_MAP;
+/// `P2PMAP_TIME_MAX_COUNT`.
+pub(crate) const TIME_MAX_COUNT: u32 = abi::P2PMAP_TIME_MAX_COUNT;
+/// `P2PMAP_TIME_MAX_PAGES`.
+pub(crate) const TIME_MAX_PAGES: u32 = abi::P2PMAP_TIME_MAX_PAGES;

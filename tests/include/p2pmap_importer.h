@@ -153,4 +153,31 @@ struct p2pmap_fuzz {
 #define P2PMAP_FUZZ_MAX_COUNT	100000
 #define P2PMAP_IOC_FUZZ_DEVICE_MAP	_IOWR(P2PMAP_IOC_MAGIC, 8, struct p2pmap_fuzz)
 
+/*
+ * TIME_DEVICE_MAP (benchmark): calls the device_map() of the vma at addr for
+ * exactly [addr, addr + len) with no flag, count times, under mmap_lock,
+ * and device_unmap() right after each success, timing each device_map()
+ * call alone (ktime_get_ns() around it). With the range already staged and
+ * held by a mapping, every call is p2pmap's fast path. served counts the
+ * calls that returned 0; p50/p99/max are over those (nearest rank);
+ * first_errno is the first other result (-EAGAIN: a slow path ran).
+ * Errors: EINVAL (count 0 or over P2PMAP_TIME_MAX_COUNT, len 0, not page
+ * aligned or over 32 pages), EFAULT (no vma at addr), ENOMEM.
+ */
+struct p2pmap_time_map {
+	__u64 addr;
+	__u64 len;
+	__u32 count;
+	__u32 served;		/* out */
+	__u64 p50_ns;		/* out */
+	__u64 p99_ns;		/* out */
+	__u64 max_ns;		/* out */
+	__s32 first_errno;	/* out */
+	__u32 pad;
+};
+
+#define P2PMAP_TIME_MAX_COUNT	100000
+#define P2PMAP_TIME_MAX_PAGES	32
+#define P2PMAP_IOC_TIME_DEVICE_MAP	_IOWR(P2PMAP_IOC_MAGIC, 9, struct p2pmap_time_map)
+
 #endif /* _P2PMAP_IMPORTER_H */
