@@ -20,13 +20,15 @@
  *              1024) per mapping, every mapping held until the next pass
  *              maps the chunk again (then the old one is given back), for a
  *              working set of 1, 2, 4 and 8 times the CMB,
- *              P2PMAP_BENCH_PASSES (default 3) passes; MBps is of the
+ *              P2PMAP_BENCH_PASSES (default 5) passes, all processes
+ *              running each pass together; MBps is the median of the
  *              passes after the first (steady state: the first stages
- *              from a dropped page cache), cold_MBps of the first,
+ *              from a dropped page cache; MBps_min, MBps_max their
+ *              range), cold_MBps of the first,
  *              staged_per_mapped the bytes staged per byte mapped in the
  *              steady passes (0: every mapping claimed a window still in
  *              the CMB; 1: every mapping was staged from media again):
- *              pressure ws_x= ws_MiB= MBps= cold_MBps= staged_per_mapped= maps= revocations= windows_revoked= seen_revoked= refused= cmb_full= samples=
+ *              pressure ws_x= ws_MiB= MBps= MBps_min= MBps_max= cold_MBps= staged_per_mapped= maps= revocations= windows_revoked= seen_revoked= refused= cmb_full= samples=
  *
  * Sanity checks, which fail the run (exit 1): every staging was served
  * peer to peer, the sampled pages read through the device hold the file's
@@ -323,8 +325,8 @@ struct press_result {
 
 /*
  * One process: @passes passes over @size bytes of @path in @chunk pieces;
- * after the first, a byte on @ready, and the next pass waits for a byte
- * on @go (all workers start their steady passes together).
+ * after each, a byte on @ready, and the next pass waits for a byte on @go
+ * (all workers run each pass together: the parent times every pass).
  */
 static void press_worker(const char *path, size_t size, size_t chunk, int passes,
 			 unsigned int seed, int out, int ready, int go)
@@ -340,7 +342,7 @@ static void press_worker(const char *path, size_t size, size_t chunk, int passes
 	for (pass = 0; pass < passes; pass++) {
 		char b = 'c';
 
-		if (pass == 1 && (write(ready, &b, 1) != 1 || read(go, &b, 1) != 1))
+		if (pass && (write(ready, &b, 1) != 1 || read(go, &b, 1) != 1))
 			_exit(2);
 		for (c = 0; c < nchunks; c++) {
 			struct p2pmap_map m = map_req(map + c * chunk, chunk, P2PMAP_MAP_NO_FALLBACK);
@@ -401,15 +403,20 @@ static void press_worker(const char *path, size_t size, size_t chunk, int passes
 	_exit(0);
 }
 
+#define PASSES_MAX 16
+
 static void pressure(void)
 {
 	int procs = env_long("P2PMAP_BENCH_PROCS", 4, 1);
 	size_t chunk = (size_t)env_long("P2PMAP_BENCH_CHUNK_KB", 1024, 4) * 1024 & ~4095ul;
-	int passes = env_long("P2PMAP_BENCH_PASSES", 3, 2);
+	int passes = env_long("P2PMAP_BENCH_PASSES", 5, 2);
 	size_t cmb = cmb_size(), per_max;
 	static const int xs[] = { 1, 2, 4, 8 };
 	char path[64];
 	int i, p;
+
+	if (passes > PASSES_MAX)
+		passes = PASSES_MAX;
 
 	per_max = (cmb * xs[3] / procs + chunk - 1) / chunk * chunk;
 	printf("# pressure: CMB %zu MiB, %d processes, %zu KiB per mapping, %d passes\n",
@@ -427,15 +434,17 @@ static void pressure(void)
 		uint64_t rev0 = p2pmap_stat("revocations_cmb_pressure");
 		uint64_t win0 = p2pmap_stat("windows_revoked");
 		uint64_t full0 = p2pmap_stat("refused_cmb_full");
-		uint64_t staged, t0, t1, t2;
+		uint64_t staged = 0, tp[PASSES_MAX + 1];
+		double steady[PASSES_MAX], med;
 		struct press_result sum = { 0 };
+		int k;
 		int pipes[2], ready[2], go[2], st;
 		char b;
 
 		if (pipe(pipes) || pipe(ready) || pipe(go))
 			exit(2);
 		drop_caches();
-		t0 = now_ns();
+		tp[0] = now_ns();
 		for (p = 0; p < procs; p++) {
 			if (!fork()) {
 				close(pipes[0]);
@@ -449,20 +458,23 @@ static void pressure(void)
 		close(pipes[1]);
 		close(ready[1]);
 		close(go[0]);
-		/* the cold pass: until every worker finished its first pass */
-		for (p = 0; p < procs; p++)
-			if (read(ready[0], &b, 1) != 1)
-				fail("pressure: a worker died");
-		t1 = now_ns();
-		staged = p2pmap_stat("bytes_staged");
-		for (p = 0; p < procs; p++)
-			if (write(go[1], &b, 1) != 1)
-				fail("pressure: a worker died");
-		for (p = 0; p < procs; p++)
-			if (read(ready[0], &b, 1) != 1)
-				fail("pressure: a worker died");
-		t2 = now_ns();
+		/* pass k ends when every worker finished it */
+		for (k = 1; k <= passes; k++) {
+			for (p = 0; p < procs; p++)
+				if (read(ready[0], &b, 1) != 1)
+					fail("pressure: a worker died");
+			tp[k] = now_ns();
+			if (k == 1)
+				staged = p2pmap_stat("bytes_staged");
+			if (k < passes)
+				for (p = 0; p < procs; p++)
+					if (write(go[1], &b, 1) != 1)
+						fail("pressure: a worker died");
+		}
 		staged = p2pmap_stat("bytes_staged") - staged;
+		for (k = 2; k <= passes; k++)
+			steady[k - 2] = mbps(per * procs, tp[k] - tp[k - 1]);
+		med = median(steady, passes - 1);	/* sorts: [0] min, last max */
 		for (p = 0; p < procs; p++) {
 			struct press_result r;
 
@@ -492,9 +504,9 @@ static void pressure(void)
 
 			uint64_t full = p2pmap_stat("refused_cmb_full") - full0;
 
-			printf("pressure ws_x=%d ws_MiB=%zu MBps=%.1f cold_MBps=%.1f staged_per_mapped=%.3f maps=%llu revocations=%llu windows_revoked=%llu seen_revoked=%llu refused=%llu cmb_full=%llu samples=%llu\n",
-			       xs[i], per * procs / MiB, mbps(sum.steady_bytes, t2 - t1),
-			       mbps(sum.cold_bytes, t1 - t0),
+			printf("pressure ws_x=%d ws_MiB=%zu MBps=%.1f MBps_min=%.1f MBps_max=%.1f cold_MBps=%.1f staged_per_mapped=%.3f maps=%llu revocations=%llu windows_revoked=%llu seen_revoked=%llu refused=%llu cmb_full=%llu samples=%llu\n",
+			       xs[i], per * procs / MiB, med, steady[0], steady[passes - 2],
+			       mbps(sum.cold_bytes, tp[1] - tp[0]),
 			       sum.steady_bytes ? (double)staged / sum.steady_bytes : 0,
 			       (unsigned long long)sum.maps, (unsigned long long)revs,
 			       (unsigned long long)wins, (unsigned long long)sum.seen_revoked,
