@@ -149,7 +149,7 @@ static uint64_t timed_read(const char *path, size_t size, int direct, unsigned i
 /* Stages all of @path (device_map, no fallback); returns ns, 0 if refused. */
 static uint64_t timed_stage(int dev, const char *path, size_t size, int sample, unsigned int seed)
 {
-	uint64_t t0, t1, staged = p2pmap_stat("bytes_staged");
+	uint64_t t0, t1, staged;
 	struct p2pmap_map m;
 	int fd, ret;
 	char *map;
@@ -157,6 +157,7 @@ static uint64_t timed_stage(int dev, const char *path, size_t size, int sample, 
 	drop_caches();
 	map = map_file(path, size, &fd);
 	m = map_req(map, size, P2PMAP_MAP_NO_FALLBACK);
+	staged = p2pmap_stat("bytes_staged");
 	t0 = now_ns();
 	ret = ioctl(dev, P2PMAP_IOC_MAP, &m);
 	t1 = now_ns();
