@@ -3,12 +3,15 @@
 #ifndef P2PMAP_BENCH_UTIL_H
 #define P2PMAP_BENCH_UTIL_H
 
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "p2pmap_importer.h"
 
 static inline uint64_t now_ns(void)
 {
@@ -62,6 +65,18 @@ static inline long env_long(const char *name, long def, long min)
 	long v = e && *e ? strtol(e, NULL, 10) : def;
 
 	return v < min ? min : v;
+}
+
+/* The test importer's device, opened read-write; exits (2) if it cannot. */
+static inline int open_dev(void)
+{
+	int dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+
+	if (dev < 0) {
+		perror(P2PMAP_IMPORTER_DEV);
+		exit(2);
+	}
+	return dev;
 }
 
 /* Writes back dirty data and drops the clean page cache and slab caches. */

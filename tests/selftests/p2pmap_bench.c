@@ -354,13 +354,9 @@ static void run_p2pmap(int n, int iters, uint64_t *out, int stopped)
 	int dev, fd, i;
 	char *map;
 
-	dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	dev = open_dev();
 	fill_file(MAX_N);
 	map = map_file(&fd);
-	if (dev < 0) {
-		perror(P2PMAP_IMPORTER_DEV);
-		exit(2);
-	}
 	for (i = 0; i < iters; i++) {
 		fill_file(n);
 		if (stopped) {

@@ -75,17 +75,6 @@ static void fail(const char *fmt, ...)
 	failures++;
 }
 
-static int open_dev(void)
-{
-	int dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
-
-	if (dev < 0) {
-		perror(P2PMAP_IMPORTER_DEV);
-		exit(2);
-	}
-	return dev;
-}
-
 static char *map_file(const char *path, size_t len, int *fdp)
 {
 	int fd = open(path, O_RDONLY);

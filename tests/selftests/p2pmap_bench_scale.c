@@ -155,12 +155,8 @@ static void run(const char *name, int nfiles, int max)
 	memset(st, 0, sizeof(st));
 	make_files(nfiles, (max + nfiles - 1) / nfiles);
 	for (r = 0; r < rounds; r++) {
-		int dev = open(P2PMAP_IMPORTER_DEV, O_RDWR), live = 0;
+		int dev = open_dev(), live = 0;
 
-		if (dev < 0) {
-			perror(P2PMAP_IMPORTER_DEV);
-			exit(2);
-		}
 		for (s = 0; s < 4 && steps[s] <= max; s++) {
 			struct step *sp = &st[s];
 			uint32_t h;
