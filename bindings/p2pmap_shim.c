@@ -280,6 +280,96 @@ bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client)
 	return bus_addr;
 }
 
+/* One function's AtomicOp registers (all zero for conventional PCI). */
+static void p2pmap_atomic_read(struct pci_dev *pdev, struct p2pmap_atomic_fn *fn)
+{
+	u32 cap = 0, ctl = 0;
+
+	fn->pcie = pci_is_pcie(pdev);
+	if (fn->pcie) {
+		pcie_capability_read_dword(pdev, PCI_EXP_DEVCAP2, &cap);
+		pcie_capability_read_dword(pdev, PCI_EXP_DEVCTL2, &ctl);
+	}
+	fn->devcap2 = cap;
+	fn->devctl2 = ctl;
+	fn->egress = false;
+	strscpy(fn->name, pci_name(pdev), sizeof(fn->name));
+}
+
+static int p2pmap_bridges_below(struct pci_dev *dev, struct pci_dev *top)
+{
+	int n = 0;
+
+	for (dev = pci_upstream_bridge(dev); dev && dev != top;
+	     dev = pci_upstream_bridge(dev))
+		n++;
+	return n;
+}
+
+/*
+ * The path is found like pci_p2pdma's calc_map_type_and_dist(): up from
+ * both ends to their first common upstream bridge, which routes between its
+ * downstream ports without the request passing through it. Requester and
+ * egress rules follow pci_enable_atomic_ops_to_root(): only (legacy)
+ * endpoints issue AtomicOps, a VF's requester enable is its PF's (PCIe r7.0,
+ * sec 7.5.3.16), upstream ports are the egress side on the way up and
+ * downstream ports on the way down. The caller holds references on both
+ * ends, which keep their upstream bridges alive.
+ */
+int p2pmap_atomic_path(struct pci_dev *completer, struct device *client,
+		       struct p2pmap_atomic_fn *requester,
+		       struct p2pmap_atomic_fn *completer_fn,
+		       struct p2pmap_atomic_fn *ports, int max_ports)
+{
+	struct pci_dev *req, *a, *b, *common = NULL;
+	int up, down, i;
+	u32 ctl = 0;
+
+	if (!dev_is_pci(client))
+		return -ENODEV;
+	req = to_pci_dev(client);
+
+	for (a = pci_upstream_bridge(req); a && !common; a = pci_upstream_bridge(a))
+		for (b = pci_upstream_bridge(completer); b; b = pci_upstream_bridge(b))
+			if (a == b) {
+				common = a;
+				break;
+			}
+	if (!common)
+		return -EXDEV;
+	up = p2pmap_bridges_below(req, common);
+	down = p2pmap_bridges_below(completer, common);
+	if (up + down > max_ports)
+		return -E2BIG;
+
+	p2pmap_atomic_read(req, requester);
+	requester->pcie = pci_is_pcie(req) &&
+			  (pci_pcie_type(req) == PCI_EXP_TYPE_ENDPOINT ||
+			   pci_pcie_type(req) == PCI_EXP_TYPE_LEG_END);
+	if (requester->pcie && req->is_virtfn) {
+		pcie_capability_read_dword(pci_physfn(req), PCI_EXP_DEVCTL2, &ctl);
+		requester->devctl2 = ctl;
+	}
+	p2pmap_atomic_read(completer, completer_fn);
+
+	i = 0;
+	for (a = pci_upstream_bridge(req); a != common; a = pci_upstream_bridge(a)) {
+		p2pmap_atomic_read(a, &ports[i]);
+		ports[i].egress = ports[i].pcie &&
+				  pci_pcie_type(a) == PCI_EXP_TYPE_UPSTREAM;
+		i++;
+	}
+	/* The completer's side, filled from its end: top down in @ports. */
+	i = up + down;
+	for (b = pci_upstream_bridge(completer); b != common; b = pci_upstream_bridge(b)) {
+		i--;
+		p2pmap_atomic_read(b, &ports[i]);
+		ports[i].egress = ports[i].pcie &&
+				  pci_pcie_type(b) == PCI_EXP_TYPE_DOWNSTREAM;
+	}
+	return up + down;
+}
+
 u32 p2pmap_file_sdev(struct file *file)
 {
 	return file_inode(file)->i_sb->s_dev;

@@ -112,6 +112,32 @@ void p2pmap_reap_schedule(unsigned long delay_ms);
 /* PCI_P2PDMA_MAP_BUS_ADDR between @provider and @client: pci_p2pdma_map_type(). */
 bool p2pmap_p2p_bus_addr_path(struct pci_dev *provider, struct device *client);
 /*
+ * What p2pmap's AtomicOp decision (src/logic/atomic.rs) needs to know of one
+ * function of the path between an importer and the NVMe function owning the
+ * CMB: its PCI Express Device Capabilities 2 and Device Control 2
+ * registers, whether the request leaves it through its egress side, and
+ * its name for the log.
+ */
+struct p2pmap_atomic_fn {
+	u32 devcap2;
+	u16 devctl2;
+	bool pcie;
+	bool egress;
+	char name[16];
+};
+#define P2PMAP_ATOMIC_MAX_PORTS 16
+/*
+ * Fills @requester (@client), @completer and @ports (the bridges between
+ * them, from the requester's side to the completer's, at most @max_ports).
+ * Returns the number of ports, -ENODEV if @client is no PCI function,
+ * -EXDEV if they share no upstream bridge, -E2BIG if there are more ports.
+ * Reads configuration space; process context.
+ */
+int p2pmap_atomic_path(struct pci_dev *completer, struct device *client,
+		       struct p2pmap_atomic_fn *requester,
+		       struct p2pmap_atomic_fn *completer_fn,
+		       struct p2pmap_atomic_fn *ports, int max_ports);
+/*
  * An upper bound of the P2P memory @pdev publishes: the length of the BAR
  * its pool lies in (found by allocating one page), 0 if unknown (the pool
  * is full). Sleeps.

@@ -28,6 +28,7 @@ use kernel::{
 };
 
 use crate::logic::{
+    atomic,
     reason::Reason,
     request::{self, MapRequest, ValidRequest, VmaInfo},
     revoke::Cause,
@@ -834,6 +835,35 @@ impl Nvme {
         (d >= 0).then_some(d)
     }
 
+    /// The AtomicOp facts of the path from `client` (the requester) to this
+    /// function (the completer), for [`atomic::check`]. `None` if `client`
+    /// is no PCI function or the two share no upstream bridge (callers
+    /// checked the P2P path first, so neither happens), or the path has
+    /// more than [`AtomicPath::MAX_PORTS`] ports.
+    ///
+    /// Context: process context (configuration space reads).
+    pub(crate) fn atomic_path(&self, client: &Device) -> Option<AtomicPath> {
+        // See `p2p_distance` for the cast.
+        let client: *mut bindings::device = ptr::from_ref(client).cast_mut().cast();
+        let mut path = AtomicPath::EMPTY;
+        // SAFETY: a live provider and a live client device (references
+        // held by the caller and by `self`); the three outputs are valid
+        // for writes, `ports` for `MAX_PORTS` entries.
+        let n = unsafe {
+            ext::p2pmap_atomic_path(
+                self.as_raw(),
+                client,
+                &mut path.requester,
+                &mut path.completer,
+                path.ports.as_mut_ptr(),
+                AtomicPath::MAX_PORTS as c_int,
+            )
+        };
+        // INVARIANT: the C side filled `n` ports, at most `MAX_PORTS`.
+        path.len = usize::try_from(n).ok()?;
+        Some(path)
+    }
+
     /// Whether P2P between this function and `client` is routed by a PCI
     /// switch (`PCI_P2PDMA_MAP_BUS_ADDR`), so that `client` can use the
     /// CMB's bus addresses; `false` through a host bridge.
@@ -843,6 +873,78 @@ impl Nvme {
         // SAFETY: a live provider and a live client device (references
         // held by the caller and by `self`).
         unsafe { ext::p2pmap_p2p_bus_addr_path(self.as_raw(), client) }
+    }
+}
+
+/// The functions an importer's AtomicOps would cross to reach the CMB, as
+/// read from their configuration space (see [`Nvme::atomic_path`]).
+///
+/// # Invariants
+///
+/// `len <= MAX_PORTS`; `ports[..len]` were filled by `p2pmap_atomic_path()`.
+pub(crate) struct AtomicPath {
+    requester: ext::p2pmap_atomic_fn,
+    completer: ext::p2pmap_atomic_fn,
+    ports: [ext::p2pmap_atomic_fn; AtomicPath::MAX_PORTS],
+    len: usize,
+}
+
+impl AtomicPath {
+    /// Ports followed at most (`P2PMAP_ATOMIC_MAX_PORTS`).
+    pub(crate) const MAX_PORTS: usize = ext::P2PMAP_ATOMIC_PATH_MAX_PORTS as usize;
+
+    const NO_FN: ext::p2pmap_atomic_fn = ext::p2pmap_atomic_fn {
+        devcap2: 0,
+        devctl2: 0,
+        pcie: false,
+        egress: false,
+        name: [0; 16],
+    };
+
+    // INVARIANT: no port.
+    const EMPTY: AtomicPath = AtomicPath {
+        requester: Self::NO_FN,
+        completer: Self::NO_FN,
+        ports: [Self::NO_FN; Self::MAX_PORTS],
+        len: 0,
+    };
+
+    fn function(f: &ext::p2pmap_atomic_fn) -> atomic::Function {
+        atomic::Function {
+            pcie: f.pcie,
+            devcap2: f.devcap2,
+            devctl2: f.devctl2,
+        }
+    }
+
+    /// Decides with [`atomic::check`].
+    pub(crate) fn check(&self) -> Result<(), atomic::Gap> {
+        let mut ports = [atomic::Port {
+            function: atomic::Function::CONVENTIONAL,
+            egress: false,
+        }; Self::MAX_PORTS];
+        for (p, f) in ports.iter_mut().zip(&self.ports[..self.len]) {
+            *p = atomic::Port {
+                function: Self::function(f),
+                egress: f.egress,
+            };
+        }
+        atomic::check(
+            &Self::function(&self.requester),
+            &Self::function(&self.completer),
+            &ports[..self.len],
+        )
+    }
+
+    /// The PCI name of the function `gap` names (`0000:01:00.0`).
+    pub(crate) fn name_of(&self, gap: atomic::Gap) -> &CStr {
+        let f = match (gap, gap.port()) {
+            (_, Some(i)) => self.ports.get(i).unwrap_or(&self.completer),
+            (atomic::Gap::Completer, None) => &self.completer,
+            (_, None) => &self.requester,
+        };
+        // `strscpy()` NUL-terminated the name (it is all zeros otherwise).
+        CStr::from_bytes_until_nul(&f.name).unwrap_or(c"?")
     }
 }
 

@@ -12,6 +12,7 @@
 //! path.
 
 use kernel::{
+    device::Device,
     fs::File,
     page::PAGE_SIZE,
     prelude::*,
@@ -27,6 +28,7 @@ use crate::{
     logic::{
         changes::ChangeKind,
         reason::Reason,
+        request,
         revoke::{self, Cause},
     },
     revocation::{self, Scope, Through},
@@ -252,6 +254,13 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
     if !nvme.bus_addr_path(call.importer()) {
         return Err(Reason::HostBridgeRoute);
     }
+    let flags = call.request().flags;
+    if flags & request::FLAG_SUPPORT_ATOMIC_OP != 0 {
+        check_atomics(&nvme, call.importer())?;
+    }
+    if flags & request::FLAG_WRITE != 0 {
+        return Err(Reason::WriteUnsupported);
+    }
     let (start, end) = call.file_range();
     let page = PAGE_SIZE as i64;
     if end > file.size().saturating_add(page - 1) / page * page {
@@ -261,6 +270,31 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
         return Err(Reason::PageCacheResident);
     }
     Ok(nvme)
+}
+
+/// Whether the importer's PCIe AtomicOps reach the CMB: the decision of
+/// [`crate::logic::atomic`] over the functions between them. A refusal
+/// names the missing link in the log (ratelimited like the P2P-distance
+/// refusals).
+fn check_atomics(nvme: &Nvme, importer: &Device) -> Result<(), Reason> {
+    let Some(path) = nvme.atomic_path(importer) else {
+        // More switch ports than p2pmap follows: it cannot vouch for them.
+        return Err(Reason::AtomicRouting);
+    };
+    let gap = match path.check() {
+        Ok(()) => return Ok(()),
+        Err(gap) => gap,
+    };
+    if verbose_refusal_allowed() {
+        dev_info!(
+            importer,
+            "p2pmap: no PCIe AtomicOps to the CMB: {} {} {}\n",
+            gap.role(),
+            path.name_of(gap),
+            gap.describe()
+        );
+    }
+    Err(gap.reason())
 }
 
 /// `ktime_get_ns()` of the last verbose P2P-distance refusal.

@@ -3,6 +3,7 @@
 //! Pure logic of p2pmap: no kernel dependencies, so the same files build in
 //! the module and in the host `cargo test` crate (`tests/host`).
 
+pub mod atomic;
 pub mod changes;
 pub mod cover;
 pub mod errno;

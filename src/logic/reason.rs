@@ -23,8 +23,21 @@ pub enum Reason {
     OutsideVma,
     /// `DEVICE_MAP_FLAG_PIN`: p2pmap only hands out revocable mappings.
     PinUnsupported,
-    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: PCIe atomics to the CMB are not offered.
-    AtomicUnsupported,
+    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP` without `DEVICE_MAP_FLAG_WRITE`:
+    /// an AtomicOp writes the memory it targets.
+    AtomicWithoutWrite,
+    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: the NVMe function owning the
+    /// CMB does not complete 32- and 64-bit PCIe AtomicOps.
+    AtomicCompleter,
+    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: a switch port between the
+    /// importer and the CMB does not route AtomicOps.
+    AtomicRouting,
+    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: a switch port on the way to the
+    /// CMB blocks AtomicOp egress.
+    AtomicEgressBlocked,
+    /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: the importer cannot issue
+    /// AtomicOps (conventional PCI) or its driver has not enabled them.
+    AtomicRequester,
     /// `DEVICE_MAP_FLAG_WRITE`: write mappings are not implemented yet.
     WriteUnsupported,
     /// Private vma with write permission: it may hold copy-on-write pages
@@ -89,13 +102,17 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 32] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
         Reason::OutsideVma,
         Reason::PinUnsupported,
-        Reason::AtomicUnsupported,
+        Reason::AtomicWithoutWrite,
+        Reason::AtomicCompleter,
+        Reason::AtomicRouting,
+        Reason::AtomicEgressBlocked,
+        Reason::AtomicRequester,
         Reason::WriteUnsupported,
         Reason::PrivateWritable,
         Reason::Dax,
@@ -131,7 +148,11 @@ impl Reason {
             Reason::EmptyRange => "empty_range",
             Reason::OutsideVma => "outside_vma",
             Reason::PinUnsupported => "pin_unsupported",
-            Reason::AtomicUnsupported => "atomic_unsupported",
+            Reason::AtomicWithoutWrite => "atomic_without_write",
+            Reason::AtomicCompleter => "atomic_completer",
+            Reason::AtomicRouting => "atomic_routing",
+            Reason::AtomicEgressBlocked => "atomic_egress_blocked",
+            Reason::AtomicRequester => "atomic_requester",
             Reason::WriteUnsupported => "write_unsupported",
             Reason::PrivateWritable => "private_writable",
             Reason::Dax => "dax",
@@ -160,10 +181,16 @@ impl Reason {
     /// The (positive) errno returned to the importer.
     pub const fn errno(self) -> i32 {
         match self {
-            Reason::UnknownFlags | Reason::Unaligned | Reason::EmptyRange => EINVAL,
+            Reason::UnknownFlags
+            | Reason::Unaligned
+            | Reason::EmptyRange
+            | Reason::AtomicWithoutWrite => EINVAL,
             Reason::OutsideVma => EFAULT,
             Reason::PinUnsupported
-            | Reason::AtomicUnsupported
+            | Reason::AtomicCompleter
+            | Reason::AtomicRouting
+            | Reason::AtomicEgressBlocked
+            | Reason::AtomicRequester
             | Reason::WriteUnsupported
             | Reason::Dax
             | Reason::NoBlockOps

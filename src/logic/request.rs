@@ -44,10 +44,16 @@ pub struct ValidRequest {
     pub vma_offset: u64,
     /// Number of pages in the range (entries of `pa`).
     pub pages: u64,
+    /// The request's `DEVICE_MAP_FLAG_*`.
+    pub flags: u32,
 }
 
 /// Checks `req` against `vma`, in the order a caller would fix its mistakes:
 /// flags, alignment, emptiness, bounds, then what p2pmap does not offer.
+/// `FLAG_SUPPORT_ATOMIC_OP` passes with `FLAG_WRITE` (an AtomicOp writes
+/// the memory it targets), for the PCIe fabric to decide (see
+/// [`super::atomic`]); `FLAG_WRITE` passes, for the provider to refuse
+/// after the path checks (write mappings are not implemented yet).
 pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<ValidRequest, Reason> {
     if req.flags & !FLAGS_ALL != 0 {
         return Err(Reason::UnknownFlags);
@@ -64,11 +70,8 @@ pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<Valid
     if req.flags & FLAG_PIN != 0 {
         return Err(Reason::PinUnsupported);
     }
-    if req.flags & FLAG_SUPPORT_ATOMIC_OP != 0 {
-        return Err(Reason::AtomicUnsupported);
-    }
-    if req.flags & FLAG_WRITE != 0 {
-        return Err(Reason::WriteUnsupported);
+    if req.flags & FLAG_SUPPORT_ATOMIC_OP != 0 && req.flags & FLAG_WRITE == 0 {
+        return Err(Reason::AtomicWithoutWrite);
     }
     if !vma.shared && vma.writable {
         return Err(Reason::PrivateWritable);
@@ -76,6 +79,7 @@ pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<Valid
     Ok(ValidRequest {
         vma_offset: req.start - vma.start,
         pages: (req.end - req.start) / page_size,
+        flags: req.flags,
     })
 }
 
@@ -101,14 +105,16 @@ mod tests {
             validate(&VMA, &req(VMA.start, VMA.end, 0), PS),
             Ok(ValidRequest {
                 vma_offset: 0,
-                pages: 256
+                pages: 256,
+                flags: 0,
             })
         );
         assert_eq!(
             validate(&VMA, &req(VMA.start + PS, VMA.start + 3 * PS, 0), PS),
             Ok(ValidRequest {
                 vma_offset: PS,
-                pages: 2
+                pages: 2,
+                flags: 0,
             })
         );
     }
@@ -158,14 +164,18 @@ mod tests {
             validate(&VMA, &req(VMA.start, VMA.end, FLAG_PIN), PS),
             Err(Reason::PinUnsupported)
         );
+        // An AtomicOp writes: it needs a write mapping.
         assert_eq!(
             validate(&VMA, &req(VMA.start, VMA.end, FLAG_SUPPORT_ATOMIC_OP), PS),
-            Err(Reason::AtomicUnsupported)
+            Err(Reason::AtomicWithoutWrite)
         );
+        // Left to the provider (write) and the fabric (atomics).
+        let both = FLAG_SUPPORT_ATOMIC_OP | FLAG_WRITE;
         assert_eq!(
-            validate(&VMA, &req(VMA.start, VMA.end, FLAG_WRITE), PS),
-            Err(Reason::WriteUnsupported)
+            validate(&VMA, &req(VMA.start, VMA.end, both), PS).map(|v| v.flags),
+            Ok(both)
         );
+        assert!(validate(&VMA, &req(VMA.start, VMA.end, FLAG_WRITE), PS).is_ok());
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub(crate) mod abi {
         P2PMAP_IOCTL_UNMAP,
         P2PMAP_IOCTL_UNMAP_AGAIN,
         P2PMAP_IOCTL_WRITE,
+        P2PMAP_MAP_ATOMIC,
         P2PMAP_MAP_NO_FALLBACK,
         P2PMAP_MAP_WRITE,
         P2PMAP_TIME_MAX_COUNT,
@@ -304,7 +305,9 @@ impl<T: Invalidated> DeviceMapRange<T> {
     };
 
     /// `device_map_range_init()`: a mapping of `[start, start + len)` of
-    /// `mm` for `dev`, not yet mapped (see [`Self::map`]).
+    /// `mm` for `dev`, not yet mapped (see [`Self::map`]). `flags` are the
+    /// `DEVICE_MAP_FLAG_*` passed to `device_map()`: 0, `WRITE`, or
+    /// `WRITE | SUPPORT_ATOMIC_OP`.
     ///
     /// Context: may sleep; must not hold `mm`'s mmap_lock.
     pub(crate) fn new<'a>(
@@ -312,14 +315,13 @@ impl<T: Invalidated> DeviceMapRange<T> {
         mm: &'a MmWithUser,
         start: usize,
         len: usize,
-        write: bool,
+        flags: u32,
         data: impl PinInit<T, Error> + 'a,
     ) -> impl PinInit<Self, Error> + 'a
     where
         T: 'a,
     {
         let end = start.checked_add(len);
-        let flags = if write { ext::P2PMAP_MAP_WRITE } else { 0 };
         // A promoted constant: the helper keeps the pointer.
         let ops: &'static ext::device_map_range_ops = &Self::OPS;
         try_pin_init!(Self {

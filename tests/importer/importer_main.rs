@@ -276,7 +276,6 @@ impl Invalidated for MapState {
 /// page cache.
 fn map_range(edu: &Arc<Edu>, addr: usize, len: usize, flags: u32) -> Result<Arc<Mapping>> {
     let mm = ffi::current_mm().ok_or(EINVAL)?;
-    let write = flags & uapi::MAP_WRITE != 0;
     let state = try_pin_init!(MapState {
         edu: edu.clone(),
         flags,
@@ -285,7 +284,15 @@ fn map_range(edu: &Arc<Edu>, addr: usize, len: usize, flags: u32) -> Result<Arc<
         quiesce_ns: Atomic::new(0),
         revoked_by: Atomic::new(0),
     });
-    let range = Mapping::new(edu.device(), &mm, addr, len, write, state);
+    // The ABI's WRITE and ATOMIC are DEVICE_MAP_FLAG_WRITE and _ATOMIC_OP.
+    let range = Mapping::new(
+        edu.device(),
+        &mm,
+        addr,
+        len,
+        flags & uapi::MAP_DEVICE_FLAGS,
+        state,
+    );
     let m = Arc::pin_init(range, GFP_KERNEL)?;
     m.map(flags & uapi::MAP_NO_FALLBACK == 0)?;
     Ok(m)

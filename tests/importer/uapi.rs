@@ -22,10 +22,18 @@ const _: () = assert!(core::mem::size_of::<TimeMap>() == 56);
 
 /// `P2PMAP_MAP_WRITE` (= `DEVICE_MAP_FLAG_WRITE`).
 pub(crate) const MAP_WRITE: u32 = abi::P2PMAP_MAP_WRITE;
+/// `P2PMAP_MAP_ATOMIC` (= `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`).
+pub(crate) const MAP_ATOMIC: u32 = abi::P2PMAP_MAP_ATOMIC;
 /// `P2PMAP_MAP_NO_FALLBACK`.
 pub(crate) const MAP_NO_FALLBACK: u32 = abi::P2PMAP_MAP_NO_FALLBACK;
 /// Every flag MAP accepts.
-pub(crate) const MAP_FLAGS: u32 = MAP_WRITE | MAP_NO_FALLBACK;
+pub(crate) const MAP_FLAGS: u32 = MAP_WRITE | MAP_ATOMIC | MAP_NO_FALLBACK;
+/// The flags MAP passes through to `device_map()`.
+pub(crate) const MAP_DEVICE_FLAGS: u32 = MAP_WRITE | MAP_ATOMIC;
+const _: () = assert!(
+    MAP_WRITE == crate::ffi::device_map_flag::WRITE
+        && MAP_ATOMIC == crate::ffi::device_map_flag::SUPPORT_ATOMIC_OP
+);
 
 /// `P2PMAP_IOC_MAP`.
 pub(crate) const IOC_MAP: u32 = abi::P2PMAP_IOCTL_MAP;

@@ -22,6 +22,7 @@
 
 /* p2pmap_map.flags, passed through to device_map() */
 #define P2PMAP_MAP_WRITE	(1U << 1)	/* DEVICE_MAP_FLAG_WRITE */
+#define P2PMAP_MAP_ATOMIC	(1U << 2)	/* DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP, with WRITE */
 /* importer-only flags (bits 16..) */
 #define P2PMAP_MAP_NO_FALLBACK	(1U << 16)	/* fail instead of using the page cache */
 
@@ -29,7 +30,8 @@
  * MAP: map [addr, addr + len) of the caller's address space for the edu
  * device. addr and len must be page aligned, len > 0, inside one vma.
  * Returns the handle (> 0) in .handle.
- * Errors: EINVAL (alignment, length, overflow, unknown flags), EFAULT (no
+ * Errors: EINVAL (alignment, length, overflow, unknown flags, ATOMIC
+ * without WRITE), EFAULT (no
  * vma, the range leaves the vma, or the fallback faulted past EOF), EPERM
  * (P2PMAP_MAP_WRITE on a range the process may not write: the fallback's
  * hmm_range_fault()), E2BIG (more than 128 MiB), ENOMEM, EBUSY

@@ -33,6 +33,7 @@
 
 #include "kselftest_harness.h"
 #include "p2pmap_importer.h"
+#include "p2pmap_pci_util.h"
 #include "p2pmap_test_util.h"
 
 #define XFS_DIR "/mnt/p2p"
@@ -317,6 +318,46 @@ TEST_F(importer, write_mapping_is_refused_by_provider)
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(EOPNOTSUPP, errno);
+	munmap(p, len);
+	close(fd);
+}
+
+/*
+ * DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP is decided by the PCIe fabric: the
+ * refusal counted is the one the registers of the NVMe function, the
+ * switch ports and the edu device (read here from sysfs) call for. An
+ * AtomicOp writes, so the flag needs WRITE (the importer helper refuses it
+ * alone); with WRITE, the fabric's verdict comes before the refusal of
+ * write mappings.
+ */
+TEST_F(importer, atomic_mapping_is_decided_by_the_pcie_fabric)
+{
+	size_t len = round_up_page(self->size);
+	int fd = open(self->path, O_RDWR);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct p2pmap_map m = map_req(p, len, P2PMAP_MAP_ATOMIC | P2PMAP_MAP_NO_FALLBACK);
+	char nvme[64], edu[64], counter[80];
+	const char *expected;
+	uint64_t before;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, nvme_pci_name(nvme, sizeof(nvme)));
+	ASSERT_EQ(0, edu_pci_name(edu, sizeof(edu)));
+	expected = expected_atomic_refusal(edu, nvme);
+	ASSERT_NE(NULL, expected) TH_LOG("this fabric supports AtomicOps: nothing refuses them");
+	ASSERT_STRNE("?", expected) TH_LOG("cannot read the PCI registers from sysfs");
+	TH_LOG("AtomicOps %s -> %s: expected refusal %s", edu, nvme, expected);
+	snprintf(counter, sizeof(counter), "refused_%s", expected);
+
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EINVAL, errno);
+
+	before = p2pmap_stat(counter);
+	ASSERT_NE(UINT64_MAX, before);
+	m = map_req(p, len, P2PMAP_MAP_ATOMIC | P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(before + 1, p2pmap_stat(counter));
 	munmap(p, len);
 	close(fd);
 }

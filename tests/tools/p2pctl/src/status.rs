@@ -217,8 +217,18 @@ pub(crate) fn advice(reason: &str, file: &str, size: u64) -> String {
         "map_blocks_failed" | "read_failed" => {
             "the filesystem or the NVMe failed: see the kernel log (dmesg)".into()
         }
-        "write_unsupported" | "pin_unsupported" | "atomic_unsupported" => {
-            "map read-only, revocable, without atomics: that is what p2pmap offers today".into()
+        "write_unsupported" | "pin_unsupported" => {
+            "map read-only and revocable: that is what p2pmap offers today".into()
+        }
+        "atomic_without_write" => "AtomicOps write: ask for DEVICE_MAP_FLAG_WRITE too".into(),
+        "atomic_completer" => {
+            "the NVMe function does not complete 32- and 64-bit PCIe AtomicOps (DevCap2): map without DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP".into()
+        }
+        "atomic_routing" | "atomic_egress_blocked" => {
+            "a PCIe switch port between the importer and the NVMe function does not pass AtomicOps (DevCap2 AtomicOp routing, DevCtl2 egress blocking; the kernel log names it): map without atomics, or move the devices".into()
+        }
+        "atomic_requester" => {
+            "the importer cannot issue PCIe AtomicOps, or its driver did not enable them (DevCtl2 AtomicOp Requester Enable)".into()
         }
         _ => "see Documentation/admin-guide.rst for this reason".into(),
     }
