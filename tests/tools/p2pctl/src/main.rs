@@ -8,6 +8,7 @@
 //! p2pctl sample FILE --pages N [--piece SIZE] [--no-fallback]
 //! p2pctl stat [--json]
 //! p2pctl status FILE [--json] [--probe] [--importer BDF]...
+//! p2pctl p2pmem FILE [--offset N] [--len N] [--pages N] [--nvme BDF]
 //! ```
 //!
 //! `verify` mmaps FILE, maps the range for the edu device through
@@ -21,7 +22,10 @@
 //! unmaps the piece before the next. `stat` prints p2pmap's counters and
 //! the CMB size the PCI functions publish. `status` tells an administrator
 //! whether FILE can be served peer to peer and, for each refusal, why and
-//! what to do (see `status.rs`); its exit status is 1 if it cannot. Exit
+//! what to do (see `status.rs`); its exit status is 1 if it cannot.
+//! `p2pmem` reads FILE into the NVMe function's P2P memory (its
+//! `p2pmem/allocate` file) with O_DIRECT and has the device read that buffer
+//! through the device file's `device_map()` (see `p2pmem.rs`). Exit
 //! status 0 on success, 1 on a mismatch or error, 2 on bad usage.
 
 use std::ffi::CString;
@@ -30,6 +34,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod p2pmem;
 mod status;
 
 const DEV: &str = "/dev/p2pmap_importer";
@@ -219,6 +224,7 @@ struct Args {
     timeout: u64,
     pages: u64,
     piece: Option<u64>,
+    nvme: Option<String>,
 }
 
 fn parse(args: &[String]) -> Res<Args> {
@@ -231,6 +237,7 @@ fn parse(args: &[String]) -> Res<Args> {
         timeout: 60,
         pages: 16,
         piece: None,
+        nvme: None,
     };
     let mut it = args.iter();
     let num = |v: Option<&String>, name: &str| -> Res<u64> {
@@ -255,6 +262,7 @@ fn parse(args: &[String]) -> Res<Args> {
             "--timeout" => a.timeout = num(it.next(), "--timeout")?,
             "--pages" => a.pages = num(it.next(), "--pages")?,
             "--piece" => a.piece = Some(num(it.next(), "--piece")?),
+            "--nvme" => a.nvme = Some(it.next().ok_or("--nvme needs a PCI address")?.clone()),
             "--write" => a.write = true,
             "--no-fallback" => a.no_fallback = true,
             f if !f.starts_with('-') && a.file.is_empty() => a.file = f.to_string(),
@@ -417,6 +425,7 @@ fn sample(a: &Args) -> Res<bool> {
             file: a.file.clone(),
             offset: off,
             len: Some(len),
+            nvme: None,
             ..*a
         };
         let (dev, _mapping, m, _skip, len) = map_file(&pa, &file)?;
@@ -571,7 +580,8 @@ fn usage() -> ExitCode {
          p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]\n       \
          p2pctl sample FILE [--pages N] [--piece SIZE] [--no-fallback]\n       \
          p2pctl stat [--json]\n       \
-         p2pctl status FILE [--json] [--probe] [--importer BDF]..."
+         p2pctl status FILE [--json] [--probe] [--importer BDF]...\n       \
+         p2pctl p2pmem FILE [--offset N] [--len N] [--pages N] [--nvme BDF]"
     );
     ExitCode::from(2)
 }
@@ -599,9 +609,10 @@ fn main() -> ExitCode {
             }
             r => r,
         },
-        "verify" | "hold" | "sample" => match parse(rest) {
+        "verify" | "hold" | "sample" | "p2pmem" => match parse(rest) {
             Ok(a) if cmd == "verify" => verify(&a),
             Ok(a) if cmd == "sample" => sample(&a),
+            Ok(a) if cmd == "p2pmem" => p2pmem::p2pmem(&a),
             Ok(a) => hold(&a),
             Err(e) => {
                 eprintln!("p2pctl: {e}");
