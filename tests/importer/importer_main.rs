@@ -284,15 +284,8 @@ fn map_range(edu: &Arc<Edu>, addr: usize, len: usize, flags: u32) -> Result<Arc<
         quiesce_ns: Atomic::new(0),
         revoked_by: Atomic::new(0),
     });
-    // The ABI's WRITE and ATOMIC are DEVICE_MAP_FLAG_WRITE and _ATOMIC_OP.
-    let range = Mapping::new(
-        edu.device(),
-        &mm,
-        addr,
-        len,
-        flags & uapi::MAP_DEVICE_FLAGS,
-        state,
-    );
+    let dm_flags = flags & uapi::MAP_DEVICE_FLAGS; // DEVICE_MAP_FLAG_WRITE, _ATOMIC_OP
+    let range = Mapping::new(edu.device(), &mm, addr, len, dm_flags, state);
     let m = Arc::pin_init(range, GFP_KERNEL)?;
     m.map(flags & uapi::MAP_NO_FALLBACK == 0)?;
     Ok(m)
