@@ -45,4 +45,11 @@ void p2pmap_rust_lease_released(u64 break_ns);
 void p2pmap_rust_device_unbind(struct pci_dev *pdev);
 void p2pmap_rust_device_unbound(struct pci_dev *pdev);
 
+/*
+ * src/windows.rs, from p2pmap_pin.c (any context but NMI; spinlocks may be
+ * held): give back the claim pin @key holds on the windows of @pa (@npages
+ * bus addresses).
+ */
+void p2pmap_rust_pin_release(unsigned long key, const u64 *pa, unsigned long npages);
+
 #endif /* P2PMAP_RUST_H */

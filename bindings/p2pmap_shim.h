@@ -144,6 +144,26 @@ int p2pmap_atomic_path(struct pci_dev *completer, struct device *client,
  */
 u64 p2pmap_p2pmem_capacity(struct pci_dev *pdev);
 
+/*
+ * DEVICE_MAP_FLAG_PIN (p2pmap_pin.c): a dma_buf owning a range's claim on
+ * its windows. p2pmap_pin_new() (sleeps) lists a pin of @npages pages at
+ * file byte @start of @inode (a key) in @nvme's CMB; p2pmap_pin_key() is
+ * what its claim is recorded under; p2pmap_pin_export() (sleeps), once the
+ * claim is taken, copies @pa and returns the dma_buf (a reference for the
+ * importer) or an ERR_PTR, after which the pin is gone; p2pmap_pin_discard()
+ * frees a pin that was not exported (its claim given back by the caller).
+ * p2pmap_pins_revoke() (sleeps) revokes the pins of @inode (NULL: any)
+ * meeting [@start, @end) in @nvme's CMB (NULL: any), returns how many.
+ */
+struct p2pmap_pin;
+struct p2pmap_pin *p2pmap_pin_new(struct pci_dev *nvme, const void *inode,
+				  s64 start, unsigned long npages);
+unsigned long p2pmap_pin_key(const struct p2pmap_pin *pin);
+struct dma_buf *p2pmap_pin_export(struct p2pmap_pin *pin, const u64 *pa);
+void p2pmap_pin_discard(struct p2pmap_pin *pin);
+unsigned int p2pmap_pins_revoke(const void *inode, s64 start, s64 end,
+				const struct pci_dev *nvme);
+
 /* PCI driver unbind notifications (NVMe removal), see p2pmap_shim.c. */
 int p2pmap_pci_notifier_register(void);
 void p2pmap_pci_notifier_unregister(void);

@@ -111,11 +111,14 @@ pub(crate) mod kernel_flags {
 ///   writable `dma_addr_t` whenever `start..end` is a page-aligned,
 ///   non-empty range (the importer's side of the `device_map` contract),
 ///   not accessed by the importer during the call.
+/// - `bufp` is NULL or writable (the contract: where a PIN call stores its
+///   dma_buf).
 pub(crate) struct MapCall<'a> {
     vma: &'a VmaRef,
     importer: &'a Device,
     req: MapRequest,
     pa: *mut bindings::dma_addr_t,
+    bufp: *mut *mut bindings::dma_buf,
 }
 
 /// Which path a `device_map` call took, for its trace event.
@@ -259,6 +262,7 @@ pub(crate) struct ValidMapCall<'a> {
     req: ValidRequest,
     start: usize,
     pa: &'a mut [bindings::dma_addr_t],
+    bufp: *mut *mut bindings::dma_buf,
 }
 
 impl<'a> MapCall<'a> {
@@ -324,6 +328,7 @@ impl<'a> MapCall<'a> {
             req: valid,
             start: self.req.start as usize,
             pa,
+            bufp: self.bufp,
         })
     }
 }
@@ -360,6 +365,33 @@ impl ValidMapCall<'_> {
     pub(crate) fn claimant(&self) -> Claimant {
         let len = self.pa.len() * PAGE_SIZE;
         Claimant::new(device_key(self.importer), self.start, self.start + len)
+    }
+
+    /// Whether the caller gave a place for a dma_buf (`bufp`).
+    pub(crate) fn has_buf_ptr(&self) -> bool {
+        !self.bufp.is_null()
+    }
+
+    /// Hands the importer `pin`, whose claim on the windows of this call's
+    /// `pa` is taken: exports its dma_buf into `*bufp`. On failure the
+    /// claim was given back (`p2pmap_rust_pin_release`) and the pin freed.
+    /// `EINVAL` (and nothing done) without `bufp`: check
+    /// [`Self::has_buf_ptr`] before claiming.
+    ///
+    /// Context: sleeps (allocates the dma_buf and its file).
+    pub(crate) fn give_pin(&mut self, pin: PinnedRange) -> Result {
+        if self.bufp.is_null() {
+            return Err(EINVAL);
+        }
+        let raw = pin.into_raw();
+        // SAFETY: `raw` is a live pin, not exported (owned by us until
+        // this call, which consumes it); `pa` has its `npages` entries.
+        let buf = unsafe { ext::p2pmap_pin_export(raw, self.pa.as_ptr()) };
+        let buf = from_err_ptr(buf)?;
+        // SAFETY: `bufp` is non-NULL and writable (type invariant of
+        // `MapCall`, inherited); the dma_buf reference is the importer's.
+        unsafe { *self.bufp = buf };
+        Ok(())
     }
 
     /// The file byte range `[start, end)` of the request.
@@ -948,6 +980,88 @@ impl AtomicPath {
     }
 }
 
+/// A pinned range before its export (`DEVICE_MAP_FLAG_PIN`, see
+/// `bindings/p2pmap_pin.c`): listed for revocation, its claim not yet
+/// handed to a dma_buf. Dropping it frees it.
+///
+/// # Invariants
+///
+/// The pointer is a live pin from `p2pmap_pin_new()`, not exported.
+pub(crate) struct PinnedRange(NonNull<ext::p2pmap_pin>);
+
+impl PinnedRange {
+    /// A pin of `pages` pages at file byte `start` of `inode`, in the CMB
+    /// of `nvme`; `None` without memory.
+    ///
+    /// Context: sleeps.
+    pub(crate) fn new(nvme: &Nvme, inode: InodeKey, start: i64, pages: usize) -> Option<Self> {
+        // SAFETY: a live pci_dev (reference held by `nvme`); the inode
+        // pointer is only a key for C.
+        let p = unsafe {
+            ext::p2pmap_pin_new(
+                nvme.as_raw(),
+                inode.raw() as *const c_void,
+                start,
+                pages as c_ulong,
+            )
+        };
+        // INVARIANT: fresh from `p2pmap_pin_new()`.
+        NonNull::new(p).map(PinnedRange)
+    }
+
+    /// What the pin's claim is recorded under.
+    pub(crate) fn claimant(&self) -> Claimant {
+        // SAFETY: a live pin (type invariant).
+        Claimant::pin(unsafe { ext::p2pmap_pin_key(self.0.as_ptr()) } as usize)
+    }
+
+    fn into_raw(self) -> *mut ext::p2pmap_pin {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for PinnedRange {
+    fn drop(&mut self) {
+        // SAFETY: a live, unexported pin (type invariant), freed once.
+        unsafe { ext::p2pmap_pin_discard(self.0.as_ptr()) };
+    }
+}
+
+/// The bus addresses C passes to `p2pmap_rust_pin_release()`.
+///
+/// # Safety
+///
+/// `pa` points to `n` initialized `u64` that stay valid and unchanged for
+/// `'a`.
+pub(crate) unsafe fn bus_addresses<'a>(pa: *const u64, n: usize) -> &'a [u64] {
+    if pa.is_null() || n == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's guarantee.
+    unsafe { core::slice::from_raw_parts(pa, n) }
+}
+
+/// Revokes the exported pins of `inode` (`None`: any) meeting `[start,
+/// end)` whose windows are in the CMB of `dev` (`None`: any): their
+/// importers are invalidated, and each pin gives its claim back once
+/// nothing maps it. Returns how many were revoked.
+///
+/// Context: process, sleeps (the dma_bufs' reservation locks); call
+/// without p2pmap's locks.
+pub(crate) fn revoke_pins(
+    inode: Option<InodeKey>,
+    start: i64,
+    end: i64,
+    dev: Option<DeviceKey>,
+) -> u32 {
+    let inode = inode.map_or(ptr::null(), |i| i.raw() as *const c_void);
+    let dev = dev.map_or(ptr::null(), |d| d.0 as *const bindings::pci_dev);
+    // SAFETY: the pointers are keys, compared only; no lock of ours held.
+    unsafe { ext::p2pmap_pins_revoke(inode, start, end, dev.cast()) }
+}
+
 /// Who holds a claim on a window: the importing device and the virtual
 /// range it mapped, i.e. what it passes to `device_unmap` (see
 /// [`ValidMapCall::claimant`] and [`UnmapCall::claimant`]).
@@ -965,6 +1079,12 @@ impl Claimant {
             start,
             end,
         }
+    }
+
+    /// The claim of a pin (`key`: its address, never a device's, as the
+    /// empty range tells apart).
+    pub(crate) fn pin(key: usize) -> Self {
+        Claimant::new(key, 0, 0)
     }
 }
 
@@ -1086,7 +1206,7 @@ impl BreakingInode<'_> {
 unsafe extern "C" fn map_trampoline<T: Provider>(
     vma: *mut bindings::vm_area_struct,
     importer: *mut bindings::device,
-    _bufp: *mut *mut bindings::dma_buf,
+    bufp: *mut *mut bindings::dma_buf,
     start: c_ulong,
     end: c_ulong,
     flags: c_uint,
@@ -1115,6 +1235,7 @@ unsafe extern "C" fn map_trampoline<T: Provider>(
             flags,
         },
         pa,
+        bufp,
     };
     match T::map(call) {
         Ok(()) => 0,

@@ -27,6 +27,12 @@ module! {
     authors: ["p2pmap developers"],
     description: "Peer-to-peer device mappings of file blocks through an NVMe CMB",
     license: "GPL",
+    params: {
+        allow_pin: bool {
+            default: false,
+            description: "Allow DEVICE_MAP_FLAG_PIN: a dma_buf owns the mapping (runtime: debugfs p2pmap/allow_pin)",
+        },
+    },
 }
 
 /// The module: its debugfs statistics and its provider registration.
@@ -42,6 +48,7 @@ struct P2pMap {
 impl kernel::Module for P2pMap {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::check_layouts()?;
+        stats::STATS.set_pin_allowed(module_parameters::allow_pin.value());
         windows::init();
         changes::init();
         ffi::lease_init()?;

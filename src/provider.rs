@@ -23,7 +23,7 @@ use crate::{
     changes, extents,
     ffi::{
         self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, MapPath, MapTrace,
-        Nvme, Provider, SlowPath, StageTrace, UnmapCall, ValidMapCall,
+        Nvme, PinnedRange, Provider, SlowPath, StageTrace, UnmapCall, ValidMapCall,
     },
     logic::{
         changes::ChangeKind,
@@ -149,6 +149,13 @@ impl Provider for P2pProvider {
 /// traced with their reason through `t`.
 fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
     let mut call = call.validate().map_err(|r| refuse(t, r))?;
+    let pin = call.request().flags & request::FLAG_PIN != 0;
+    if pin && !STATS.pin_allowed() {
+        return Err(refuse(t, Reason::PinDisabled).into());
+    }
+    if pin && !call.has_buf_ptr() {
+        return Err(refuse(t, Reason::PinNoBuffer).into());
+    }
     let (start, _) = call.file_range();
     // A file vma always has a file; check_path() refuses anything else
     // the same way.
@@ -161,11 +168,34 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
     let mark = changes::change_mark();
     let staged = windows::is_staged(inode, start, call.pa().len());
     let nvme = check_path(&call, staged).map_err(|r| refuse(t, r))?;
-    let who = call.claimant();
     if !STATS.take_injected_retry() {
+        // PIN: the claim is the dma_buf's, not the importer's. The pin is
+        // listed for revocation before it claims (see p2pmap_pin.c).
+        let pinned = match pin {
+            true => Some(
+                PinnedRange::new(&nvme, inode, start, call.pa().len())
+                    .ok_or_else(|| refuse(t, Reason::NoMemory))?,
+            ),
+            false => None,
+        };
+        let who = pinned
+            .as_ref()
+            .map_or_else(|| call.claimant(), PinnedRange::claimant);
         // Fast path, under the caller's mmap_lock.
         match windows::claim(inode, start, call.pa(), who) {
             Some(Ok(())) => {
+                if let Some(p) = pinned {
+                    // On failure the pin gave its claim back.
+                    call.give_pin(p).map_err(|e| {
+                        let r = if e == EBUSY {
+                            Reason::LeaseBroken
+                        } else {
+                            Reason::NoMemory
+                        };
+                        refuse(t, r)
+                    })?;
+                    STATS.pinned();
+                }
                 STATS.mapped();
                 dev_dbg!(
                     call.importer(),

@@ -87,6 +87,13 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
         _ => match windows::start_revoking(scope) {
             Ok(ranges) => {
                 invalidate(&ranges);
+                if matches!(scope, Scope::LeastRecent { .. }) {
+                    // Only the windows chosen: their pins, by file range.
+                    for (inode, _, start, len) in ranges.iter() {
+                        let end = start.saturating_add(*len as i64);
+                        STATS.pins_revoked(ffi::revoke_pins(Some(*inode), *start, end, None));
+                    }
+                }
                 ranges.len()
             }
             // Out of memory: nothing could be revoked now. For a lease
@@ -99,6 +106,9 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
             }
         },
     };
+    if n > 0 {
+        revoke_pins(scope);
+    }
     if n > 0 || cause == Cause::LeaseBreak {
         let ns = ffi::now_ns().saturating_sub(since_ns);
         STATS.revoked(cause, n, ns);
@@ -113,6 +123,22 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
         }
     }
     n
+}
+
+/// Revokes the pins (`DEVICE_MAP_FLAG_PIN` dma_bufs) of `scope`'s file
+/// ranges, after the windows were marked revoking and the vma importers
+/// invalidated: their importers are invalidated through the dma_buf, and
+/// each pin gives its claim back once nothing maps it, so that the drain
+/// below frees the windows. (`LeastRecent` revokes its own, by window.)
+fn revoke_pins(scope: Scope) {
+    let n = match scope {
+        Scope::Range { inode, start, end } => ffi::revoke_pins(Some(inode), start, end, None),
+        Scope::Inode(inode) => ffi::revoke_pins(Some(inode), i64::MIN, i64::MAX, None),
+        Scope::Device(dev) => ffi::revoke_pins(None, i64::MIN, i64::MAX, Some(dev)),
+        Scope::All => ffi::revoke_pins(None, i64::MIN, i64::MAX, None),
+        Scope::LeastRecent { .. } => 0,
+    };
+    STATS.pins_revoked(n);
 }
 
 /// Invalidates the file ranges of revoked windows: one

@@ -76,6 +76,13 @@ pub(crate) struct Stats {
     /// Debugfs `extent_cache` (default 1): 0 makes every slow path ask
     /// `map_blocks`, as before the extent cache.
     extent_cache: Atomic<u32>,
+    /// Debugfs `allow_pin` (module parameter `allow_pin`, default 0): 1
+    /// lets `DEVICE_MAP_FLAG_PIN` requests have a dma_buf.
+    allow_pin: Atomic<u32>,
+    /// dma_bufs handed out for `DEVICE_MAP_FLAG_PIN` requests.
+    pins: Atomic<u64>,
+    /// Pins revoked (their importers invalidated).
+    pins_revoked: Atomic<u64>,
 }
 
 /// The counters, shared by the provider callbacks and debugfs.
@@ -111,7 +118,30 @@ impl Stats {
             inject_retry: Atomic::new(0),
             sync_break: Atomic::new(1),
             extent_cache: Atomic::new(1),
+            allow_pin: Atomic::new(0),
+            pins: Atomic::new(0),
+            pins_revoked: Atomic::new(0),
         }
+    }
+
+    /// Whether `DEVICE_MAP_FLAG_PIN` is allowed (debugfs `allow_pin`).
+    pub(crate) fn pin_allowed(&self) -> bool {
+        self.allow_pin.load(Relaxed) != 0
+    }
+
+    /// Sets the `allow_pin` switch (the module parameter, at load).
+    pub(crate) fn set_pin_allowed(&self, on: bool) {
+        self.allow_pin.store(u32::from(on), Relaxed);
+    }
+
+    /// Counts a dma_buf handed out for a PIN request.
+    pub(crate) fn pinned(&self) {
+        self.pins.add(1, Relaxed);
+    }
+
+    /// Counts `n` pins revoked.
+    pub(crate) fn pins_revoked(&self, n: u32) {
+        self.pins_revoked.add(u64::from(n), Relaxed);
     }
 
     /// Counts a `device_map` call.
@@ -315,6 +345,8 @@ impl Stats {
             writeln!(f, "revocations_{} {}", c.name(), self.revocations(c))?;
         }
         writeln!(f, "windows_revoked {}", self.windows_revoked.load(Relaxed))?;
+        writeln!(f, "pins {}", self.pins.load(Relaxed))?;
+        writeln!(f, "pins_revoked {}", self.pins_revoked.load(Relaxed))?;
         writeln!(
             f,
             "unmaps_unmatched {}",
@@ -363,7 +395,7 @@ fn parse_switch(r: &mut UserSliceReader) -> Result<u32> {
 }
 
 /// The debugfs directory `p2pmap/` with `stats`, `inject_retry`,
-/// `revoke_latency`, `sync_break` and `extent_cache`.
+/// `revoke_latency`, `sync_break`, `extent_cache` and `allow_pin`.
 pub(crate) struct Debugfs {
     // Dropped before the directory.
     _stats: Pin<KBox<File<&'static Stats>>>,
@@ -371,6 +403,7 @@ pub(crate) struct Debugfs {
     _latency: Pin<KBox<File<&'static Stats>>>,
     _sync_break: Pin<KBox<File<&'static Stats>>>,
     _extent_cache: Pin<KBox<File<&'static Stats>>>,
+    _allow_pin: Pin<KBox<File<&'static Stats>>>,
     _dir: Dir,
 }
 
@@ -431,12 +464,25 @@ impl Debugfs {
             ),
             GFP_KERNEL,
         )?;
+        let allow_pin = KBox::pin_init(
+            dir.read_write_callback_file(
+                c"allow_pin",
+                &STATS,
+                &|s: &&'static Stats, f| writeln!(f, "{}", s.allow_pin.load(Relaxed)),
+                &|s: &&'static Stats, r: &mut UserSliceReader| {
+                    s.allow_pin.store(parse_switch(r)?, Relaxed);
+                    Ok(())
+                },
+            ),
+            GFP_KERNEL,
+        )?;
         Ok(Debugfs {
             _stats: stats,
             _inject: inject,
             _latency: latency,
             _sync_break: sync_break,
             _extent_cache: extent_cache,
+            _allow_pin: allow_pin,
             _dir: dir,
         })
     }

@@ -1160,6 +1160,20 @@ pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
     dropped
 }
 
+/// Called by `bindings/p2pmap_pin.c` when a pin gives its claim back (its
+/// dma_buf released, or revoked and unmapped by every importer): releases
+/// the claim `key` holds on the windows of the `npages` bus addresses at
+/// `pa`.
+///
+/// Context: any but NMI (spinlocks may be held).
+#[no_mangle]
+extern "C" fn p2pmap_rust_pin_release(key: c_ulong, pa: *const u64, npages: c_ulong) {
+    // SAFETY: the pin passes its own array of `npages` bus addresses,
+    // which lives until the pin is freed, after this call.
+    let pa = unsafe { ffi::bus_addresses(pa, npages) };
+    release(pa, Claimant::pin(key));
+}
+
 /// How long an unclaimed window is safe from CMB pressure: the caller of the
 /// slow path that staged it is retrying right now. Without it, two slow
 /// paths under pressure evicted each other's fresh windows and both retried

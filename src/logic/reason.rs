@@ -21,8 +21,11 @@ pub enum Reason {
     EmptyRange,
     /// The range is not inside the vma.
     OutsideVma,
-    /// `DEVICE_MAP_FLAG_PIN`: p2pmap only hands out revocable mappings.
-    PinUnsupported,
+    /// `DEVICE_MAP_FLAG_PIN` while the administrator does not allow pinning
+    /// (module parameter and debugfs `allow_pin`, default off).
+    PinDisabled,
+    /// `DEVICE_MAP_FLAG_PIN` without a place for the dma_buf (`bufp` NULL).
+    PinNoBuffer,
     /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP` without `DEVICE_MAP_FLAG_WRITE`:
     /// an AtomicOp writes the memory it targets.
     AtomicWithoutWrite,
@@ -102,12 +105,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
         Reason::OutsideVma,
-        Reason::PinUnsupported,
+        Reason::PinDisabled,
+        Reason::PinNoBuffer,
         Reason::AtomicWithoutWrite,
         Reason::AtomicCompleter,
         Reason::AtomicRouting,
@@ -147,7 +151,8 @@ impl Reason {
             Reason::Unaligned => "unaligned",
             Reason::EmptyRange => "empty_range",
             Reason::OutsideVma => "outside_vma",
-            Reason::PinUnsupported => "pin_unsupported",
+            Reason::PinDisabled => "pin_disabled",
+            Reason::PinNoBuffer => "pin_no_buffer",
             Reason::AtomicWithoutWrite => "atomic_without_write",
             Reason::AtomicCompleter => "atomic_completer",
             Reason::AtomicRouting => "atomic_routing",
@@ -184,9 +189,10 @@ impl Reason {
             Reason::UnknownFlags
             | Reason::Unaligned
             | Reason::EmptyRange
-            | Reason::AtomicWithoutWrite => EINVAL,
+            | Reason::AtomicWithoutWrite
+            | Reason::PinNoBuffer => EINVAL,
             Reason::OutsideVma => EFAULT,
-            Reason::PinUnsupported
+            Reason::PinDisabled
             | Reason::AtomicCompleter
             | Reason::AtomicRouting
             | Reason::AtomicEgressBlocked

@@ -53,7 +53,8 @@ pub struct ValidRequest {
 /// `FLAG_SUPPORT_ATOMIC_OP` passes with `FLAG_WRITE` (an AtomicOp writes
 /// the memory it targets), for the PCIe fabric to decide (see
 /// [`super::atomic`]); `FLAG_WRITE` passes, for the provider to refuse
-/// after the path checks (write mappings are not implemented yet).
+/// after the path checks (write mappings are not implemented yet);
+/// `FLAG_PIN` passes, for the provider's policy (`allow_pin`).
 pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<ValidRequest, Reason> {
     if req.flags & !FLAGS_ALL != 0 {
         return Err(Reason::UnknownFlags);
@@ -66,9 +67,6 @@ pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<Valid
     }
     if req.start < vma.start || req.end > vma.end {
         return Err(Reason::OutsideVma);
-    }
-    if req.flags & FLAG_PIN != 0 {
-        return Err(Reason::PinUnsupported);
     }
     if req.flags & FLAG_SUPPORT_ATOMIC_OP != 0 && req.flags & FLAG_WRITE == 0 {
         return Err(Reason::AtomicWithoutWrite);
@@ -160,10 +158,8 @@ mod tests {
             validate(&VMA, &req(VMA.start, VMA.end, 1 << 3), PS),
             Err(Reason::UnknownFlags)
         );
-        assert_eq!(
-            validate(&VMA, &req(VMA.start, VMA.end, FLAG_PIN), PS),
-            Err(Reason::PinUnsupported)
-        );
+        // Left to the provider's policy.
+        assert!(validate(&VMA, &req(VMA.start, VMA.end, FLAG_PIN), PS).is_ok());
         // An AtomicOp writes: it needs a write mapping.
         assert_eq!(
             validate(&VMA, &req(VMA.start, VMA.end, FLAG_SUPPORT_ATOMIC_OP), PS),

@@ -7,11 +7,17 @@
 
 use core::{
     marker::PhantomPinned,
-    ptr, //
+    ptr::{
+        self,
+        NonNull, //
+    },
 };
 use kernel::{
     bindings, device,
-    error::to_result,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     ffi::c_ulong,
     miscdevice::MiscDeviceRegistration,
     mm::{
@@ -58,14 +64,18 @@ mod ext {
 pub(crate) mod abi {
     pub(crate) use super::ext::{
         p2pmap_fuzz,
+        p2pmap_import,
         p2pmap_map,
         p2pmap_rw,
         p2pmap_status,
         p2pmap_time_map,
         P2PMAP_FUZZ_MAX_COUNT,
         P2PMAP_IOCTL_FUZZ_DEVICE_MAP,
+        P2PMAP_IOCTL_IMPORT,
         P2PMAP_IOCTL_INJECT_TIMEOUT,
         P2PMAP_IOCTL_MAP,
+        P2PMAP_IOCTL_MAP_PIN,
+        P2PMAP_IOCTL_PIN_FD,
         P2PMAP_IOCTL_READ,
         P2PMAP_IOCTL_STATUS,
         P2PMAP_IOCTL_TIME_DEVICE_MAP,
@@ -75,6 +85,7 @@ pub(crate) mod abi {
         P2PMAP_MAP_ATOMIC,
         P2PMAP_MAP_NO_FALLBACK,
         P2PMAP_MAP_WRITE,
+        P2PMAP_PATH_PINNED,
         P2PMAP_TIME_MAX_COUNT,
         P2PMAP_TIME_MAX_PAGES, //
     };
@@ -99,6 +110,134 @@ unsafe impl AsBytes for uapi::Status {}
 unsafe impl FromBytes for uapi::TimeMap {}
 // SAFETY: as above; the explicit `pad` leaves no padding.
 unsafe impl AsBytes for uapi::TimeMap {}
+// SAFETY: as above.
+unsafe impl FromBytes for uapi::Import {}
+// SAFETY: as above; no padding.
+unsafe impl AsBytes for uapi::Import {}
+
+/// A pinned buffer the edu device imported: the dma_buf of a PIN
+/// `device_map()` (or of a file descriptor), dynamically attached and
+/// mapped (`importer_pin.c`). Dropping it unmaps, detaches and puts it.
+///
+/// # Invariants
+///
+/// The pointer is a live `struct importer_pin` from
+/// `importer_pin_import()`, freed only by `Drop`.
+pub(crate) struct PinnedBuf(NonNull<ext::importer_pin>);
+
+// SAFETY: the C side serializes every access with its lock and the
+// reservation lock; the pointer is not tied to a thread.
+unsafe impl Send for PinnedBuf {}
+// SAFETY: as above.
+unsafe impl Sync for PinnedBuf {}
+
+impl PinnedBuf {
+    /// `device_map()` with `DEVICE_MAP_FLAG_PIN` of `[start, start + len)`
+    /// of `mm` for `dev`, then the import of the dma_buf it returned.
+    ///
+    /// Context: may sleep; must not hold `mm`'s mmap_lock.
+    pub(crate) fn map(
+        dev: &device::Device,
+        mm: &MmWithUser,
+        start: usize,
+        len: usize,
+    ) -> Result<Self> {
+        let end = start.checked_add(len).ok_or(EINVAL)?;
+        let mut buf = ptr::null_mut();
+        // SAFETY: `mm` has users (the caller's own mm), `dev` is live, and
+        // `buf` is writable.
+        to_result(unsafe {
+            ext::importer_pin_device_map(
+                mm.as_raw(),
+                raw_dev(dev),
+                start as c_ulong,
+                end as c_ulong,
+                &mut buf,
+            )
+        })?;
+        // SAFETY: `buf` is the dma_buf reference device_map() gave us,
+        // passed on.
+        unsafe { Self::import(dev, buf) }
+    }
+
+    /// Imports the dma_buf of file descriptor `fd` for `dev`.
+    pub(crate) fn from_fd(dev: &device::Device, fd: i32) -> Result<Self> {
+        // SAFETY: any fd value; the call checks it is a dma_buf.
+        let buf = from_err_ptr(unsafe { ext::importer_dma_buf_get(fd) })?;
+        // SAFETY: `buf` is a reference of ours, passed on.
+        unsafe { Self::import(dev, buf) }
+    }
+
+    /// # Safety
+    ///
+    /// `buf` is a live dma_buf on which the caller owns one reference; it
+    /// moves into the result (or is put on error).
+    unsafe fn import(dev: &device::Device, buf: *mut bindings::dma_buf) -> Result<Self> {
+        // SAFETY: the caller's reference moves in; `dev` is live.
+        let p = from_err_ptr(unsafe { ext::importer_pin_import(buf, raw_dev(dev)) })?;
+        // INVARIANT: fresh from `importer_pin_import()`.
+        NonNull::new(p).map(PinnedBuf).ok_or(ENOMEM)
+    }
+
+    /// A new file descriptor of the dma_buf.
+    pub(crate) fn fd(&self) -> Result<i32> {
+        // SAFETY: a live pin (type invariant).
+        let fd = unsafe { ext::importer_pin_fd(self.0.as_ptr()) };
+        to_result(fd)?;
+        Ok(fd)
+    }
+
+    /// Device access: held while the device may use the bus addresses;
+    /// the invalidation waits for it.
+    pub(crate) fn lock(&self) -> PinAccess<'_> {
+        // SAFETY: a live pin (type invariant).
+        unsafe { ext::importer_pin_lock(self.0.as_ptr()) };
+        PinAccess(self)
+    }
+
+    /// (mapped, revoked, invalidations, length in bytes).
+    pub(crate) fn state(&self) -> (bool, bool, u64, u64) {
+        let (mut mapped, mut revoked, mut inval, mut len) = (false, false, 0, 0);
+        // SAFETY: a live pin; the outputs are writable.
+        unsafe {
+            ext::importer_pin_state(
+                self.0.as_ptr(),
+                &mut mapped,
+                &mut revoked,
+                &mut inval,
+                &mut len,
+            )
+        };
+        (mapped, revoked, inval, len)
+    }
+}
+
+impl Drop for PinnedBuf {
+    fn drop(&mut self) {
+        // SAFETY: a live pin (type invariant), freed once, here.
+        unsafe { ext::importer_pin_free(self.0.as_ptr()) };
+    }
+}
+
+/// [`PinnedBuf::lock`] held.
+pub(crate) struct PinAccess<'a>(&'a PinnedBuf);
+
+impl PinAccess<'_> {
+    /// The bus address of byte `off` of the buffer, `None` once revoked.
+    pub(crate) fn bus(&self, off: usize) -> Option<u64> {
+        // SAFETY: a live pin, its lock held (type invariant of the guard).
+        let page =
+            unsafe { ext::importer_pin_bus(self.0 .0.as_ptr(), (off / PAGE_SIZE) as c_ulong) };
+        (page != 0).then_some(page + (off % PAGE_SIZE) as u64)
+    }
+}
+
+impl Drop for PinAccess<'_> {
+    fn drop(&mut self) {
+        // SAFETY: taken by `PinnedBuf::lock`.
+        unsafe { ext::importer_pin_unlock(self.0 .0.as_ptr()) };
+    }
+}
 
 /// The raw `struct device` of `dev`, as the C callbacks want it.
 fn raw_dev(dev: &device::Device) -> *mut bindings::device {

@@ -54,7 +54,8 @@ use edu::{
 };
 use ffi::{
     DeviceMapRange,
-    Invalidated, //
+    Invalidated,
+    PinnedBuf, //
 };
 
 /// Largest range one MAP may cover: larger than the test CMB (64 MiB), so
@@ -324,10 +325,27 @@ fn check_map_args(req: &uapi::Map) -> Result<(usize, usize)> {
 
 // --- the misc device -----------------------------------------------------------
 
+/// What a handle holds: a range mapped through the importer helper, or a
+/// pinned buffer (the dma_buf of a PIN `device_map()`).
+#[derive(Clone)]
+enum Handle {
+    Range(Arc<Mapping>),
+    Pinned(Arc<PinnedBuf>),
+}
+
+impl Handle {
+    fn range(self) -> Result<Arc<Mapping>> {
+        match self {
+            Handle::Range(m) => Ok(m),
+            Handle::Pinned(_) => Err(EINVAL),
+        }
+    }
+}
+
 /// Handles of one open file.
 struct Handles {
     next: u32,
-    list: KVec<(u32, Arc<Mapping>)>,
+    list: KVec<(u32, Handle)>,
 }
 
 /// The handles of one open file, shared with [`Shared`] for the unbind.
@@ -344,7 +362,7 @@ struct ImporterFile {
 }
 
 impl ImporterFile {
-    fn lookup(&self, handle: u32) -> Result<Arc<Mapping>> {
+    fn lookup(&self, handle: u32) -> Result<Handle> {
         let handles = self.handles.handles.lock();
         handles
             .list
@@ -354,23 +372,86 @@ impl ImporterFile {
             .ok_or(ENOENT)
     }
 
+    /// Records `h` under a new handle number.
+    fn insert(&self, h: Handle) -> Result<u32> {
+        let mut handles = self.handles.handles.lock();
+        handles.next = handles.next.checked_add(1).ok_or(ENOSPC)?;
+        let n = handles.next;
+        // The handles lock is never taken in notifier context, so
+        // allocating under it is fine.
+        handles.list.push((n, h), GFP_KERNEL)?;
+        Ok(n)
+    }
+
     fn map(&self, req: &mut uapi::Map) -> Result {
         let (addr, len) = check_map_args(req)?;
         let m = map_range(&self.shared.edu, addr, len, req.flags)?;
         req.p2p_errno = m.p2p_errno();
         req.path = m.lock().path();
+        req.handle = self.insert(Handle::Range(m))?;
+        Ok(())
+    }
 
-        let mut handles = self.handles.handles.lock();
-        handles.next = handles.next.checked_add(1).ok_or(ENOSPC)?;
-        req.handle = handles.next;
-        // The handles lock is never taken in notifier context, so
-        // allocating under it is fine.
-        handles.list.push((req.handle, m), GFP_KERNEL)?;
+    /// MAP_PIN: the range's dma_buf, imported by the device.
+    fn map_pin(&self, req: &mut uapi::Map) -> Result {
+        let (addr, len) = check_map_args(req)?;
+        if req.flags != 0 {
+            return Err(EINVAL);
+        }
+        let mm = ffi::current_mm().ok_or(EINVAL)?;
+        let pin = PinnedBuf::map(self.shared.edu.device(), &mm, addr, len)?;
+        req.p2p_errno = 0;
+        req.path = uapi::PATH_PINNED;
+        req.handle = self.insert(Handle::Pinned(Arc::new(pin, GFP_KERNEL)?))?;
+        Ok(())
+    }
+
+    /// IMPORT: the dma_buf of a file descriptor, imported by the device.
+    fn import(&self, req: &mut uapi::Import) -> Result {
+        let pin = PinnedBuf::from_fd(self.shared.edu.device(), req.fd)?;
+        req.len = pin.state().3;
+        req.handle = self.insert(Handle::Pinned(Arc::new(pin, GFP_KERNEL)?))?;
+        Ok(())
+    }
+
+    /// PIN_FD: a new file descriptor of a pinned handle's dma_buf.
+    fn pin_fd(&self, handle: u32) -> Result<i32> {
+        match self.lookup(handle)? {
+            Handle::Pinned(p) => p.fd(),
+            Handle::Range(_) => Err(EINVAL),
+        }
+    }
+
+    /// READ of a pinned handle (read-only: the windows are copies).
+    fn read_pinned(&self, p: &PinnedBuf, req: &uapi::Rw) -> Result {
+        let end = req.offset.checked_add(req.len).ok_or(EINVAL)?;
+        if end > p.state().3 {
+            return Err(EINVAL);
+        }
+        let (mut off, end) = (usize::try_from(req.offset)?, usize::try_from(end)?);
+        let mut writer =
+            UserSlice::new(UserPtr::from_addr(usize::try_from(req.buf)?), end - off).writer();
+        let mut chunk = KBox::new([0u8; CHUNK], GFP_KERNEL)?;
+        while off < end {
+            let n = (end - off).min(PAGE_SIZE - off % PAGE_SIZE).min(CHUNK);
+            {
+                // The invalidation waits for `access`: no DMA after it.
+                let access = p.lock();
+                let bus = access.bus(off).ok_or(ESTALE)?;
+                self.shared.edu.read(bus, n, &mut chunk)?;
+            }
+            writer.write_slice(&chunk[..n])?;
+            off += n;
+        }
         Ok(())
     }
 
     fn rw(&self, req: &uapi::Rw, write: bool) -> Result {
-        let m = self.lookup(req.handle)?;
+        let m = match self.lookup(req.handle)? {
+            Handle::Range(m) => m,
+            Handle::Pinned(_) if write => return Err(EACCES),
+            Handle::Pinned(p) => return self.read_pinned(&p, req),
+        };
         if write && m.data().flags & uapi::MAP_WRITE == 0 {
             return Err(EACCES);
         }
@@ -399,7 +480,21 @@ impl ImporterFile {
     }
 
     fn status(&self, st: &mut uapi::Status) -> Result {
-        let m = self.lookup(st.handle)?;
+        let m = match self.lookup(st.handle)? {
+            Handle::Range(m) => m,
+            Handle::Pinned(p) => {
+                let (mapped, revoked, invalidations, len) = p.state();
+                st.p2p_errno = 0;
+                st.path = uapi::PATH_PINNED;
+                st.mapped = u32::from(mapped);
+                st.revoked = u32::from(revoked);
+                st.invalidations = invalidations;
+                st.quiesce_ns = 0;
+                st.revoked_by = 0;
+                st.len = len;
+                return Ok(());
+            }
+        };
         st.p2p_errno = m.p2p_errno();
         let s = m.data();
         let access = m.lock();
@@ -416,7 +511,7 @@ impl ImporterFile {
     /// Fault injection: calls `device_unmap` once more for a P2P mapping
     /// that was already given back, as a buggy importer would.
     fn unmap_again(&self, handle: u32) -> Result {
-        self.lookup(handle)?.lock().device_unmap_again()
+        self.lookup(handle)?.range()?.lock().device_unmap_again()
     }
 
     fn unmap(&self, handle: u32) -> Result {
@@ -473,6 +568,28 @@ impl MiscDevice for ImporterFile {
                     let _ = me.unmap(req.handle);
                     return Err(e);
                 }
+            }
+            uapi::IOC_MAP_PIN => {
+                let (mut r, mut w) = user.reader_writer();
+                let mut req: uapi::Map = r.read()?;
+                me.map_pin(&mut req)?;
+                if let Err(e) = w.write(&req) {
+                    let _ = me.unmap(req.handle);
+                    return Err(e);
+                }
+            }
+            uapi::IOC_IMPORT => {
+                let (mut r, mut w) = user.reader_writer();
+                let mut req: uapi::Import = r.read()?;
+                me.import(&mut req)?;
+                if let Err(e) = w.write(&req) {
+                    let _ = me.unmap(req.handle);
+                    return Err(e);
+                }
+            }
+            uapi::IOC_PIN_FD => {
+                let handle: u32 = user.reader().read()?;
+                return Ok(me.pin_fd(handle)? as isize);
             }
             uapi::IOC_READ | uapi::IOC_WRITE => {
                 let req: uapi::Rw = user.reader().read()?;

@@ -47,6 +47,31 @@ int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct dev
 			    bool with_bufp, dma_addr_t *pa, u64 *map_ns);
 
 /*
+ * DEVICE_MAP_FLAG_PIN (importer_pin.c). importer_pin_device_map(): calls
+ * the device_map() of @mm's vma at @start with PIN for [@start, @end)
+ * (retrying while it releases mmap_lock) and stores the dma_buf in *@out.
+ * importer_pin_import(): attaches @dev dynamically to @dmabuf (whose
+ * reference it takes over, put on error) and maps it; ERR_PTR on error.
+ * importer_pin_free() unmaps, detaches and puts. importer_pin_fd(): a new
+ * fd of the buffer (its own reference). importer_pin_bus(), under
+ * importer_pin_lock(): the bus address of page @page, 0 once revoked.
+ */
+struct dma_buf;
+struct importer_pin;
+int importer_pin_device_map(struct mm_struct *mm, struct device *dev,
+			    unsigned long start, unsigned long end,
+			    struct dma_buf **out);
+struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *dev);
+struct dma_buf *importer_dma_buf_get(int fd);
+void importer_pin_free(struct importer_pin *pin);
+int importer_pin_fd(struct importer_pin *pin);
+void importer_pin_lock(struct importer_pin *pin);
+void importer_pin_unlock(struct importer_pin *pin);
+u64 importer_pin_bus(struct importer_pin *pin, unsigned long page);
+void importer_pin_state(struct importer_pin *pin, bool *mapped, bool *revoked,
+			u64 *invalidations, u64 *len);
+
+/*
  * Sizes and offsets as the C compiler sees them, checked against
  * rust/bindings and the importer's bindgen output at load time.
  */

@@ -7,6 +7,7 @@
 use crate::ffi::abi;
 pub(crate) use crate::ffi::abi::{
     p2pmap_fuzz as Fuzz,
+    p2pmap_import as Import,
     p2pmap_map as Map,
     p2pmap_rw as Rw,
     p2pmap_status as Status,
@@ -19,6 +20,7 @@ const _: () = assert!(core::mem::size_of::<Rw>() == 32);
 const _: () = assert!(core::mem::size_of::<Status>() == 48);
 const _: () = assert!(core::mem::size_of::<Fuzz>() == 64);
 const _: () = assert!(core::mem::size_of::<TimeMap>() == 56);
+const _: () = assert!(core::mem::size_of::<Import>() == 16);
 
 /// `P2PMAP_MAP_WRITE` (= `DEVICE_MAP_FLAG_WRITE`).
 pub(crate) const MAP_WRITE: u32 = abi::P2PMAP_MAP_WRITE;
@@ -53,6 +55,14 @@ pub(crate) const IOC_INJECT_TIMEOUT: u32 = abi::P2PMAP_IOCTL_INJECT_TIMEOUT;
 pub(crate) const IOC_FUZZ_DEVICE_MAP: u32 = abi::P2PMAP_IOCTL_FUZZ_DEVICE_MAP;
 /// `P2PMAP_FUZZ_MAX_COUNT`.
 pub(crate) const FUZZ_MAX_COUNT: u32 = abi::P2PMAP_FUZZ_MAX_COUNT;
+/// `P2PMAP_IOC_MAP_PIN`.
+pub(crate) const IOC_MAP_PIN: u32 = abi::P2PMAP_IOCTL_MAP_PIN;
+/// `P2PMAP_IOC_PIN_FD`.
+pub(crate) const IOC_PIN_FD: u32 = abi::P2PMAP_IOCTL_PIN_FD;
+/// `P2PMAP_IOC_IMPORT`.
+pub(crate) const IOC_IMPORT: u32 = abi::P2PMAP_IOCTL_IMPORT;
+/// `P2PMAP_PATH_PINNED`.
+pub(crate) const PATH_PINNED: u32 = abi::P2PMAP_PATH_PINNED;
 /// `P2PMAP_IOC_TIME_DEVICE_MAP`.
 pub(crate) const IOC_TIME_DEVICE_MAP: u32 = abi::P2PMAP_IOCTL_TIME_DEVICE_MAP;
 /// `P2PMAP_TIME_MAX_COUNT`.

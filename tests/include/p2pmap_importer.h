@@ -50,6 +50,7 @@ struct p2pmap_map {
 
 #define P2PMAP_PATH_P2P		1	/* device_map() bus addresses */
 #define P2PMAP_PATH_FALLBACK	2	/* page cache pages, dma_map_page() */
+#define P2PMAP_PATH_PINNED	3	/* the dma_buf of a PIN device_map(), attached */
 
 /*
  * READ: DMA [offset, offset + len) of the mapping into the edu buffer in
@@ -181,5 +182,36 @@ struct p2pmap_time_map {
 #define P2PMAP_TIME_MAX_COUNT	100000
 #define P2PMAP_TIME_MAX_PAGES	32
 #define P2PMAP_IOC_TIME_DEVICE_MAP	_IOWR(P2PMAP_IOC_MAGIC, 9, struct p2pmap_time_map)
+
+/*
+ * MAP_PIN: device_map() with DEVICE_MAP_FLAG_PIN for [addr, addr + len)
+ * (page aligned, inside one vma; .flags must be 0). The mapping belongs to
+ * the dma_buf device_map() returns, which the edu device attaches as a
+ * dynamic importer (allow_peer2peer, invalidate_mappings) and maps:
+ * munmap, close and exit no longer end it. The handle (.path
+ * P2PMAP_PATH_PINNED) works with READ, STATUS (revoked: the exporter
+ * invalidated it) and UNMAP (which puts the importer's reference). No
+ * page-cache fallback. Errors: EINVAL, E2BIG, EFAULT as MAP; device_map()'s
+ * refusal (EOPNOTSUPP when pinning is not allowed: p2pmap's allow_pin);
+ * the attachment's (EXDEV, EOPNOTSUPP); ENODEV (revoked before it mapped).
+ */
+#define P2PMAP_IOC_MAP_PIN	_IOWR(P2PMAP_IOC_MAGIC, 10, struct p2pmap_map)
+/*
+ * PIN_FD: returns a new file descriptor (O_CLOEXEC) of a pinned handle's
+ * dma_buf, with its own reference, for another process to IMPORT.
+ * Errors: ENOENT, EINVAL (not a pinned handle).
+ */
+#define P2PMAP_IOC_PIN_FD	_IOW(P2PMAP_IOC_MAGIC, 11, __u32)
+/*
+ * IMPORT: attaches the edu device to the dma_buf of .fd and maps it, as
+ * MAP_PIN does: a pinned handle (.handle) of .len bytes.
+ * Errors: EBADF/EINVAL (not a dma_buf), the attachment's, ENODEV (revoked).
+ */
+struct p2pmap_import {
+	__s32 fd;
+	__u32 handle;		/* out */
+	__u64 len;		/* out */
+};
+#define P2PMAP_IOC_IMPORT	_IOWR(P2PMAP_IOC_MAGIC, 12, struct p2pmap_import)
 
 #endif /* _P2PMAP_IMPORTER_H */

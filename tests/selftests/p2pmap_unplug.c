@@ -10,7 +10,9 @@
  * controller. p2pmap's PCI bus notifier must revoke every window before the
  * nvme driver unbinds: the importer sees its mappings revoked, every window
  * is freed, the load processes see errors but neither they nor the kernel
- * crash or hang.
+ * crash or hang. A pinned range (DEVICE_MAP_FLAG_PIN: a dma_buf the edu
+ * device imported, whose fd is still open) is revoked the same way: its
+ * importer invalidated, its windows freed, the buffer maps no more.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -150,7 +152,12 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	const size_t size = 64 * 4096;
 	char pci[600], reply[512], path[256], buf[64];
 	struct p2pmap_status st = { 0 };
-	uint64_t removals;
+	struct p2pmap_import imp = { 0 };
+	struct p2pmap_map pm;
+	uint64_t removals, pins_revoked;
+	char ppath[256];
+	int pfd, buf_fd;
+	void *pp;
 	pid_t pids[LOADERS];
 	struct p2pmap_map m;
 	struct stat sb;
@@ -182,6 +189,24 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	ASSERT_EQ(0, check_pattern(buf, size - sizeof(buf), sizeof(buf), 5));
 	removals = p2pmap_stat("revocations_device_removal");
 
+	/* A pinned range of another file, its dma_buf also open as an fd. */
+	ASSERT_EQ(0, write_knob("/sys/kernel/debug/p2pmap/allow_pin", 1));
+	snprintf(ppath, sizeof(ppath), XFS_DIR "/pinned.%d", getpid());
+	ASSERT_EQ(0, make_pattern_file(ppath, 8 * 4096, 9));
+	pfd = open(ppath, O_RDONLY);
+	ASSERT_LE(0, pfd);
+	pp = mmap(NULL, 8 * 4096, PROT_READ, MAP_SHARED, pfd, 0);
+	ASSERT_NE(MAP_FAILED, pp);
+	pm = map_req(pp, 8 * 4096, 0);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP_PIN, &pm)) TH_LOG("MAP_PIN: %s", strerror(errno));
+	buf_fd = ioctl(dev, P2PMAP_IOC_PIN_FD, &pm.handle);
+	ASSERT_LE(0, buf_fd);
+	ASSERT_EQ(0, importer_read(dev, pm.handle, 0, sizeof(buf), buf));
+	ASSERT_EQ(0, check_pattern(buf, 0, sizeof(buf), 9));
+	munmap(pp, 8 * 4096);
+	close(pfd);
+	pins_revoked = p2pmap_stat("pins_revoked");
+
 	ASSERT_EQ(0, pipe(ready));
 	for (i = 0; i < LOADERS; i++) {
 		pids[i] = fork();
@@ -210,6 +235,21 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	EXPECT_EQ(-1, importer_read(dev, m.handle, 0, sizeof(buf), buf));
 	EXPECT_EQ(ESTALE, errno);
 	EXPECT_EQ(removals + 1, p2pmap_stat("revocations_device_removal"));
+	/* the pinned buffer too; it maps no more */
+	st.handle = pm.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(0, st.mapped);
+	EXPECT_EQ(-1, importer_read(dev, pm.handle, 0, sizeof(buf), buf));
+	EXPECT_EQ(ESTALE, errno);
+	EXPECT_EQ(pins_revoked + 1, p2pmap_stat("pins_revoked"));
+	imp.fd = buf_fd;
+	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_IMPORT, &imp));
+	EXPECT_EQ(ENODEV, errno);
+	/* the windows are free although the dma_buf is still open */
+	EXPECT_EQ(0, p2pmap_stat("cmb_bytes_used"));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &pm.handle));
+	close(buf_fd);
 
 	for (i = 0; i < LOADERS; i++) {
 		EXPECT_EQ(0, kill(pids[i], SIGTERM));

@@ -3,7 +3,7 @@
 //! p2pctl: drive p2pmap's test importer from the guest.
 //!
 //! ```text
-//! p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]
+//! p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback] [--pin]
 //! p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]
 //! p2pctl sample FILE --pages N [--piece SIZE] [--no-fallback]
 //! p2pctl stat [--json]
@@ -14,7 +14,8 @@
 //! `verify` mmaps FILE, maps the range for the edu device through
 //! `/dev/p2pmap_importer`, reads it with device DMA and compares it with the
 //! file's bytes read with O_DIRECT (with `--write` it writes a pattern
-//! through the device first). `hold` maps and waits until the mapping is
+//! through the device first; with `--pin` it maps with
+//! `DEVICE_MAP_FLAG_PIN` and the device reads the dma_buf it returned). `hold` maps and waits until the mapping is
 //! revoked. `sample` checks a large file without reading all of it through
 //! the (slow) device: it maps the file in pieces of SIZE (default: at most
 //! 64 MiB), reads N evenly spaced pages of each piece (first and last
@@ -54,13 +55,15 @@ use abi::{
     p2pmap_rw as Rw,
     p2pmap_status as Status,
     P2PMAP_IOCTL_MAP as IOC_MAP,
+    P2PMAP_IOCTL_MAP_PIN as IOC_MAP_PIN,
     P2PMAP_IOCTL_READ as IOC_READ,
     P2PMAP_IOCTL_STATUS as IOC_STATUS,
     P2PMAP_IOCTL_UNMAP as IOC_UNMAP,
     P2PMAP_IOCTL_WRITE as IOC_WRITE,
     P2PMAP_MAP_NO_FALLBACK as MAP_NO_FALLBACK,
     P2PMAP_MAP_WRITE as MAP_WRITE,
-    P2PMAP_PATH_P2P as PATH_P2P, //
+    P2PMAP_PATH_P2P as PATH_P2P,
+    P2PMAP_PATH_PINNED as PATH_PINNED, //
 };
 
 type Res<T> = Result<T, String>;
@@ -221,6 +224,7 @@ struct Args {
     len: Option<u64>,
     write: bool,
     no_fallback: bool,
+    pin: bool,
     timeout: u64,
     pages: u64,
     piece: Option<u64>,
@@ -234,6 +238,7 @@ fn parse(args: &[String]) -> Res<Args> {
         len: None,
         write: false,
         no_fallback: false,
+        pin: false,
         timeout: 60,
         pages: 16,
         piece: None,
@@ -265,6 +270,7 @@ fn parse(args: &[String]) -> Res<Args> {
             "--nvme" => a.nvme = Some(it.next().ok_or("--nvme needs a PCI address")?.clone()),
             "--write" => a.write = true,
             "--no-fallback" => a.no_fallback = true,
+            "--pin" => a.pin = true,
             f if !f.starts_with('-') && a.file.is_empty() => a.file = f.to_string(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -287,6 +293,23 @@ fn map_file(a: &Args, file: &Fd) -> Res<(Fd, Mapping, Map, u64, u64)> {
     let map_len = (a.offset + len).div_ceil(PAGE) * PAGE - map_off;
     let mapping = Mapping::new(file, map_off, map_len, a.write)?;
     let dev = Fd::open(DEV, libc::O_RDWR)?;
+    if a.pin {
+        // A pinned buffer: read-only, no fallback.
+        let mut m = Map {
+            addr: mapping.addr as u64,
+            len: map_len,
+            ..Default::default()
+        };
+        dev.ioctl(IOC_MAP_PIN, &mut m).map_err(|e| {
+            let hint = if e == libc::EOPNOTSUPP {
+                " (is pinning allowed? /sys/kernel/debug/p2pmap/allow_pin)"
+            } else {
+                ""
+            };
+            format!("MAP_PIN: {}{hint}", errno_str(e))
+        })?;
+        return Ok((dev, mapping, m, a.offset - map_off, len));
+    }
     let mut m = Map {
         addr: mapping.addr as u64,
         len: map_len,
@@ -302,6 +325,8 @@ fn map_file(a: &Args, file: &Fd) -> Res<(Fd, Mapping, Map, u64, u64)> {
 fn path_name(m: &Map) -> String {
     if m.path == PATH_P2P {
         "p2p".into()
+    } else if m.path == PATH_PINNED {
+        "p2p pinned=1".into()
     } else {
         format!("fallback ({})", errno_str(-m.p2p_errno))
     }
@@ -343,6 +368,9 @@ fn pattern(off: u64) -> u8 {
 }
 
 fn verify(a: &Args) -> Res<bool> {
+    if a.pin && a.write {
+        return Err("--pin maps read-only: it cannot be combined with --write".into());
+    }
     let file = Fd::open(
         &a.file,
         if a.write {
@@ -576,7 +604,7 @@ fn status_cmd(args: &[String]) -> Res<bool> {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback]\n       \
+        "usage: p2pctl verify FILE [--offset N] [--len N] [--write] [--no-fallback] [--pin]\n       \
          p2pctl hold FILE [--offset N] [--len N] [--timeout SECS]\n       \
          p2pctl sample FILE [--pages N] [--piece SIZE] [--no-fallback]\n       \
          p2pctl stat [--json]\n       \

@@ -217,9 +217,11 @@ pub(crate) fn advice(reason: &str, file: &str, size: u64) -> String {
         "map_blocks_failed" | "read_failed" => {
             "the filesystem or the NVMe failed: see the kernel log (dmesg)".into()
         }
-        "write_unsupported" | "pin_unsupported" => {
-            "map read-only and revocable: that is what p2pmap offers today".into()
+        "write_unsupported" => "map read-only: write mappings are not implemented yet".into(),
+        "pin_disabled" => {
+            "pinning is the administrator's choice: echo 1 > /sys/kernel/debug/p2pmap/allow_pin (or load p2pmap with allow_pin=1)".into()
         }
+        "pin_no_buffer" => "a PIN request needs a dma_buf pointer (bufp): an importer bug".into(),
         "atomic_without_write" => "AtomicOps write: ask for DEVICE_MAP_FLAG_WRITE too".into(),
         "atomic_completer" => {
             "the NVMe function does not complete 32- and 64-bit PCIe AtomicOps (DevCap2): map without DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP".into()
