@@ -70,6 +70,23 @@ struct p2pmap_pin {
 static LIST_HEAD(p2pmap_pins);
 static DEFINE_SPINLOCK(p2pmap_pins_lock);
 
+/* Longest sg entry: sg_dma_len() is an unsigned int (as fill_sg_entry()). */
+#define P2PMAP_PIN_MAX_SEG	ALIGN_DOWN(UINT_MAX, PAGE_SIZE)
+
+/*
+ * How long a revocation waits for the importers' fences before it goes on
+ * (the windows stay allocated until the importers unmap anyway).
+ */
+#define P2PMAP_PIN_FENCE_WAIT_MS	10000
+
+/* Whether page @i of @pin starts a new sg entry, @len the current one's. */
+static bool p2pmap_pin_new_seg(const struct p2pmap_pin *pin, unsigned long i,
+			       unsigned long len)
+{
+	return !i || pin->pa[i] != pin->pa[i - 1] + PAGE_SIZE ||
+	       len + PAGE_SIZE > P2PMAP_PIN_MAX_SEG;
+}
+
 /* The key p2pmap's registry records the pin's claim under. */
 unsigned long p2pmap_pin_key(const struct p2pmap_pin *pin)
 {
@@ -156,15 +173,19 @@ static struct sg_table *p2pmap_pin_map(struct dma_buf_attachment *attach,
 	struct p2pmap_pin *pin = attach->dmabuf->priv;
 	struct scatterlist *sg;
 	struct sg_table *sgt;
-	unsigned long i, runs = 0;
+	unsigned long i, len = 0, runs = 0;
 	int ret;
 
 	dma_resv_assert_held(attach->dmabuf->resv);
 	if (dir != DMA_TO_DEVICE)
 		return ERR_PTR(-EACCES);	/* the windows are read-only copies */
-	for (i = 0; i < pin->npages; i++)
-		if (!i || pin->pa[i] != pin->pa[i - 1] + PAGE_SIZE)
+	for (i = 0; i < pin->npages; i++) {
+		if (p2pmap_pin_new_seg(pin, i, len)) {
 			runs++;
+			len = 0;
+		}
+		len += PAGE_SIZE;
+	}
 	sgt = kzalloc_obj(*sgt);
 	if (!sgt)
 		return ERR_PTR(-ENOMEM);
@@ -184,16 +205,22 @@ static struct sg_table *p2pmap_pin_map(struct dma_buf_attachment *attach,
 	spin_unlock(&pin->lock);
 
 	sg = NULL;
+	len = 0;
 	for (i = 0; i < pin->npages; i++) {
-		if (!i || pin->pa[i] != pin->pa[i - 1] + PAGE_SIZE) {
+		if (p2pmap_pin_new_seg(pin, i, len)) {
 			sg = sg ? sg_next(sg) : sgt->sgl;
 			sg_set_page(sg, NULL, 0, 0);
 			sg_dma_address(sg) = pin->pa[i];
 			sg_dma_len(sg) = 0;
+			len = 0;
 		}
 		sg_dma_len(sg) += PAGE_SIZE;
+		len += PAGE_SIZE;
 	}
-	/* No CPU list: only the DMA side is valid (as dma_buf_phys_vec_to_sgt()). */
+	/*
+	 * No CPU list: only the DMA side is valid (as dma_buf_phys_vec_to_sgt());
+	 * unmap restores orig_nents for sg_free_table().
+	 */
 	sgt->orig_nents = 0;
 	return sgt;
 }
@@ -205,6 +232,8 @@ static void p2pmap_pin_unmap(struct dma_buf_attachment *attach,
 	bool revoked;
 
 	dma_resv_assert_held(attach->dmabuf->resv);
+	/* sg_free_table() frees orig_nents entries: all that map allocated. */
+	sgt->orig_nents = sgt->nents;
 	sg_free_table(sgt);
 	kfree(sgt);
 	spin_lock(&pin->lock);
@@ -265,9 +294,15 @@ struct dma_buf *p2pmap_pin_export(struct p2pmap_pin *pin, const u64 *pa)
 	pin->dmabuf = dmabuf;
 	revoked = pin->revoked;
 	spin_unlock(&pin->lock);
-	/* Revoked while exporting: nothing can map it, free the windows. */
-	if (revoked)
-		p2pmap_pin_put_claim(pin, true);
+	/*
+	 * Revoked while exporting: the caller must not get the bus addresses
+	 * of windows about to be freed. The put releases the buffer, the
+	 * claim and the pin.
+	 */
+	if (revoked) {
+		dma_buf_put(dmabuf);
+		return ERR_PTR(-EBUSY);
+	}
 	return dmabuf;
 }
 
@@ -318,8 +353,15 @@ unsigned int p2pmap_pins_revoke(const void *inode, s64 start, s64 end,
 
 			dma_resv_lock(dmabuf->resv, NULL);
 			dma_buf_invalidate_mappings(dmabuf);
-			dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP,
-					      false, MAX_SCHEDULE_TIMEOUT);
+			/*
+			 * Bounded: the caller may hold filesystem locks. A
+			 * mapping left keeps its windows until it is unmapped.
+			 */
+			if (dma_resv_wait_timeout(dmabuf->resv, DMA_RESV_USAGE_BOOKKEEP,
+						  false,
+						  msecs_to_jiffies(P2PMAP_PIN_FENCE_WAIT_MS)) <= 0)
+				pr_warn_ratelimited("p2pmap: a pinned buffer's importer fences did not signal within %d ms\n",
+						    P2PMAP_PIN_FENCE_WAIT_MS);
 			dma_resv_unlock(dmabuf->resv);
 			/* Importers that unmapped in their callback: free now. */
 			p2pmap_pin_put_claim(dmabuf->priv, false);

@@ -70,6 +70,8 @@ pub(crate) mod abi {
         p2pmap_status,
         p2pmap_time_map,
         P2PMAP_FUZZ_MAX_COUNT,
+        P2PMAP_IMPORT_NO_P2P,
+        P2PMAP_IMPORT_STATIC,
         P2PMAP_IOCTL_FUZZ_DEVICE_MAP,
         P2PMAP_IOCTL_IMPORT,
         P2PMAP_IOCTL_INJECT_TIMEOUT,
@@ -157,24 +159,29 @@ impl PinnedBuf {
         })?;
         // SAFETY: `buf` is the dma_buf reference device_map() gave us,
         // passed on.
-        unsafe { Self::import(dev, buf) }
+        unsafe { Self::import(dev, buf, 0) }
     }
 
-    /// Imports the dma_buf of file descriptor `fd` for `dev`.
-    pub(crate) fn from_fd(dev: &device::Device, fd: i32) -> Result<Self> {
+    /// Imports the dma_buf of file descriptor `fd` for `dev`, attached as
+    /// `flags` say (`P2PMAP_IMPORT_*`).
+    pub(crate) fn from_fd(dev: &device::Device, fd: i32, flags: u32) -> Result<Self> {
         // SAFETY: any fd value; the call checks it is a dma_buf.
         let buf = from_err_ptr(unsafe { ext::importer_dma_buf_get(fd) })?;
         // SAFETY: `buf` is a reference of ours, passed on.
-        unsafe { Self::import(dev, buf) }
+        unsafe { Self::import(dev, buf, flags) }
     }
 
     /// # Safety
     ///
     /// `buf` is a live dma_buf on which the caller owns one reference; it
     /// moves into the result (or is put on error).
-    unsafe fn import(dev: &device::Device, buf: *mut bindings::dma_buf) -> Result<Self> {
+    unsafe fn import(
+        dev: &device::Device,
+        buf: *mut bindings::dma_buf,
+        flags: u32,
+    ) -> Result<Self> {
         // SAFETY: the caller's reference moves in; `dev` is live.
-        let p = from_err_ptr(unsafe { ext::importer_pin_import(buf, raw_dev(dev)) })?;
+        let p = from_err_ptr(unsafe { ext::importer_pin_import(buf, raw_dev(dev), flags) })?;
         // INVARIANT: fresh from `importer_pin_import()`.
         NonNull::new(p).map(PinnedBuf).ok_or(ENOMEM)
     }

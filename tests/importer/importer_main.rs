@@ -408,7 +408,10 @@ impl ImporterFile {
 
     /// IMPORT: the dma_buf of a file descriptor, imported by the device.
     fn import(&self, req: &mut uapi::Import) -> Result {
-        let pin = PinnedBuf::from_fd(self.shared.edu.device(), req.fd)?;
+        if req.flags & !uapi::IMPORT_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        let pin = PinnedBuf::from_fd(self.shared.edu.device(), req.fd, req.flags)?;
         req.len = pin.state().3;
         req.handle = self.insert(Handle::Pinned(Arc::new(pin, GFP_KERNEL)?))?;
         Ok(())

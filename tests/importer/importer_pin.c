@@ -25,12 +25,15 @@
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
+#include "../include/p2pmap_importer.h"
 #include "importer_shim.h"
 
 MODULE_IMPORT_NS("DMA_BUF");
 
 /* device_map() calls that released mmap_lock before one PIN map gives up. */
 #define IMPORTER_PIN_ATTEMPTS	16
+/* How long a map waits for the buffer's write fences. */
+#define IMPORTER_PIN_FENCE_WAIT_MS	10000
 
 struct importer_pin {
 	struct dma_buf *dmabuf;			/* our reference */
@@ -107,6 +110,11 @@ static const struct dma_buf_attach_ops importer_pin_attach_ops = {
 	.invalidate_mappings = importer_pin_invalidate,
 };
 
+/* P2PMAP_IMPORT_NO_P2P: an importer that needs struct pages. */
+static const struct dma_buf_attach_ops importer_pin_attach_ops_no_p2p = {
+	.invalidate_mappings = importer_pin_invalidate,
+};
+
 /* Maps the attachment and records one bus address per page. */
 static int importer_pin_map(struct importer_pin *pin)
 {
@@ -121,6 +129,19 @@ static int importer_pin_map(struct importer_pin *pin)
 		ret = PTR_ERR(sgt);
 		goto out;
 	}
+	/*
+	 * A dynamic importer obeys the write fences before its device reads
+	 * (dma-buf.h, "DYNAMIC IMPORTER RULES"); p2pmap adds none, another
+	 * exporter's buffer (IMPORT) may have some.
+	 */
+	ret = dma_resv_wait_timeout(pin->dmabuf->resv, DMA_RESV_USAGE_WRITE, true,
+				    msecs_to_jiffies(IMPORTER_PIN_FENCE_WAIT_MS));
+	if (ret <= 0) {
+		dma_buf_unmap_attachment(pin->attach, sgt, DMA_TO_DEVICE);
+		ret = ret ? ret : -ETIMEDOUT;
+		goto out;
+	}
+	ret = 0;
 	mutex_lock(&pin->lock);
 	for_each_sgtable_dma_sg(sgt, sg, i) {
 		dma_addr_t a = sg_dma_address(sg);
@@ -144,7 +165,8 @@ out:
 	return ret;
 }
 
-struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *dev)
+struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *dev,
+					 unsigned int flags)
 {
 	struct importer_pin *pin;
 	int ret = -ENOMEM;
@@ -158,7 +180,14 @@ struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *
 	pin->bus = kvcalloc(pin->npages, sizeof(*pin->bus), GFP_KERNEL);
 	if (!pin->bus)
 		goto err_free;
-	pin->attach = dma_buf_dynamic_attach(dmabuf, dev, &importer_pin_attach_ops, pin);
+	if (flags & P2PMAP_IMPORT_STATIC)
+		pin->attach = dma_buf_attach(dmabuf, dev);
+	else if (flags & P2PMAP_IMPORT_NO_P2P)
+		pin->attach = dma_buf_dynamic_attach(dmabuf, dev,
+						     &importer_pin_attach_ops_no_p2p, pin);
+	else
+		pin->attach = dma_buf_dynamic_attach(dmabuf, dev,
+						     &importer_pin_attach_ops, pin);
 	if (IS_ERR(pin->attach)) {
 		ret = PTR_ERR(pin->attach);
 		goto err_free;

@@ -52,6 +52,7 @@ int importer_raw_device_map(struct mm_struct *mm, unsigned long addr, struct dev
  * (retrying while it releases mmap_lock) and stores the dma_buf in *@out.
  * importer_pin_import(): attaches @dev dynamically to @dmabuf (whose
  * reference it takes over, put on error) and maps it; ERR_PTR on error.
+ * @flags P2PMAP_IMPORT_*: attach statically, or without allow_peer2peer.
  * importer_pin_free() unmaps, detaches and puts. importer_pin_fd(): a new
  * fd of the buffer (its own reference). importer_pin_bus(), under
  * importer_pin_lock(): the bus address of page @page, 0 once revoked.
@@ -61,7 +62,8 @@ struct importer_pin;
 int importer_pin_device_map(struct mm_struct *mm, struct device *dev,
 			    unsigned long start, unsigned long end,
 			    struct dma_buf **out);
-struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *dev);
+struct importer_pin *importer_pin_import(struct dma_buf *dmabuf, struct device *dev,
+					 unsigned int flags);
 struct dma_buf *importer_dma_buf_get(int fd);
 void importer_pin_free(struct importer_pin *pin);
 int importer_pin_fd(struct importer_pin *pin);

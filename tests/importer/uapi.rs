@@ -20,7 +20,7 @@ const _: () = assert!(core::mem::size_of::<Rw>() == 32);
 const _: () = assert!(core::mem::size_of::<Status>() == 48);
 const _: () = assert!(core::mem::size_of::<Fuzz>() == 64);
 const _: () = assert!(core::mem::size_of::<TimeMap>() == 56);
-const _: () = assert!(core::mem::size_of::<Import>() == 16);
+const _: () = assert!(core::mem::size_of::<Import>() == 24);
 
 /// `P2PMAP_MAP_WRITE` (= `DEVICE_MAP_FLAG_WRITE`).
 pub(crate) const MAP_WRITE: u32 = abi::P2PMAP_MAP_WRITE;
@@ -61,6 +61,8 @@ pub(crate) const IOC_MAP_PIN: u32 = abi::P2PMAP_IOCTL_MAP_PIN;
 pub(crate) const IOC_PIN_FD: u32 = abi::P2PMAP_IOCTL_PIN_FD;
 /// `P2PMAP_IOC_IMPORT`.
 pub(crate) const IOC_IMPORT: u32 = abi::P2PMAP_IOCTL_IMPORT;
+/// `P2PMAP_IMPORT_STATIC | P2PMAP_IMPORT_NO_P2P`.
+pub(crate) const IMPORT_FLAGS: u32 = abi::P2PMAP_IMPORT_STATIC | abi::P2PMAP_IMPORT_NO_P2P;
 /// `P2PMAP_PATH_PINNED`.
 pub(crate) const PATH_PINNED: u32 = abi::P2PMAP_PATH_PINNED;
 /// `P2PMAP_IOC_TIME_DEVICE_MAP`.

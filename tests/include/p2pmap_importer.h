@@ -204,14 +204,23 @@ struct p2pmap_time_map {
 #define P2PMAP_IOC_PIN_FD	_IOW(P2PMAP_IOC_MAGIC, 11, __u32)
 /*
  * IMPORT: attaches the edu device to the dma_buf of .fd and maps it, as
- * MAP_PIN does: a pinned handle (.handle) of .len bytes.
- * Errors: EBADF/EINVAL (not a dma_buf), the attachment's, ENODEV (revoked).
+ * MAP_PIN does: a pinned handle (.handle) of .len bytes. .flags (testing
+ * the exporter's refusals): P2PMAP_IMPORT_STATIC attaches as a static
+ * importer (no invalidate_mappings), P2PMAP_IMPORT_NO_P2P without
+ * allow_peer2peer.
+ * Errors: EBADF/EINVAL (not a dma_buf, unknown flags), the attachment's,
+ * ENODEV (revoked).
  */
 struct p2pmap_import {
 	__s32 fd;
+	__u32 flags;
 	__u32 handle;		/* out */
+	__u32 pad;
 	__u64 len;		/* out */
 };
+
+#define P2PMAP_IMPORT_STATIC	(1U << 0)
+#define P2PMAP_IMPORT_NO_P2P	(1U << 1)
 #define P2PMAP_IOC_IMPORT	_IOWR(P2PMAP_IOC_MAGIC, 12, struct p2pmap_import)
 
 #endif /* _P2PMAP_IMPORTER_H */

@@ -276,6 +276,36 @@ TEST_F(pin, write_revokes_it)
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 }
 
+/*
+ * Only importers that can be revoked and take peer memory without struct
+ * pages may attach: a static importer would make a truncate wait for it or
+ * read freed memory.
+ */
+TEST_F(pin, only_revocable_peer_importers_attach)
+{
+	struct p2pmap_map m = pin_req(self->map, PAGES * 4096);
+	struct p2pmap_import imp = { 0 };
+	int buf_fd;
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP_PIN, &m)) TH_LOG("MAP_PIN: %s", strerror(errno));
+	buf_fd = ioctl(self->dev, P2PMAP_IOC_PIN_FD, &m.handle);
+	ASSERT_LE(0, buf_fd);
+	imp.fd = buf_fd;
+	imp.flags = P2PMAP_IMPORT_STATIC;
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_IMPORT, &imp));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	imp.flags = P2PMAP_IMPORT_NO_P2P;
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_IMPORT, &imp));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	imp.flags = 0;
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_IMPORT, &imp));
+	EXPECT_EQ(0, read_page_ok(self->dev, imp.handle, 9));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &imp.handle));
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	close(buf_fd);
+	EXPECT_EQ(0, wait_stat("windows_live", self->live, 60));
+}
+
 /* A pinned buffer holds the module: unloading fails until it is put. */
 TEST_F(pin, blocks_unload_until_put)
 {

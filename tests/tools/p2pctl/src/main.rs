@@ -440,6 +440,49 @@ fn verify(a: &Args) -> Res<bool> {
     Ok(mismatch.is_none() && written_ok)
 }
 
+/// Reads `n` evenly spaced pages (first and last included) of the `len`
+/// bytes of `handle` through the device and compares each with the bytes
+/// of `file` at `file_off` onwards, read with O_DIRECT. Returns the file
+/// offset of the first difference.
+fn sample_pages(
+    dev: &Fd,
+    handle: u32,
+    len: u64,
+    n: u64,
+    file: &str,
+    file_off: u64,
+) -> Res<Option<u64>> {
+    let npages = len.div_ceil(PAGE);
+    let mut buf = vec![0u8; PAGE as usize];
+    for k in 0..n {
+        let page = if n == 1 {
+            0
+        } else {
+            k * (npages - 1) / (n - 1)
+        };
+        let at = page * PAGE;
+        let cnt = PAGE.min(len - at);
+        let mut rw = Rw {
+            handle,
+            offset: at,
+            len: cnt,
+            buf: buf.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        dev.ioctl(IOC_READ, &mut rw)
+            .map_err(|e| format!("READ: {}", errno_str(e)))?;
+        let expect = read_direct(file, file_off + at, cnt)?;
+        if let Some(i) = buf[..cnt as usize]
+            .iter()
+            .zip(expect.iter())
+            .position(|(x, y)| x != y)
+        {
+            return Ok(Some(file_off + at + i as u64));
+        }
+    }
+    Ok(None)
+}
+
 fn sample(a: &Args) -> Res<bool> {
     let file = Fd::open(&a.file, libc::O_RDONLY)?;
     let size = file.size()?;
@@ -458,42 +501,17 @@ fn sample(a: &Args) -> Res<bool> {
         };
         let (dev, _mapping, m, _skip, len) = map_file(&pa, &file)?;
         all_p2p &= m.path == PATH_P2P;
-        let npages = len.div_ceil(PAGE);
-        let n = a.pages.clamp(1, npages);
-        let mut buf = vec![0u8; PAGE as usize];
-        for k in 0..n {
-            let page = if n == 1 {
-                0
-            } else {
-                k * (npages - 1) / (n - 1)
-            };
-            let at = page * PAGE;
-            let cnt = PAGE.min(len - at);
-            let mut rw = Rw {
-                handle: m.handle,
-                offset: at,
-                len: cnt,
-                buf: buf.as_mut_ptr() as u64,
-                ..Default::default()
-            };
-            dev.ioctl(IOC_READ, &mut rw)
-                .map_err(|e| format!("READ: {}", errno_str(e)))?;
-            let expect = read_direct(&a.file, off + at, cnt)?;
-            if let Some(i) = buf[..cnt as usize]
-                .iter()
-                .zip(expect.iter())
-                .position(|(x, y)| x != y)
-            {
-                println!(
-                    "{}: path={} result=MISMATCH at file offset {}",
-                    a.file,
-                    path_name(&m),
-                    off + at + i as u64
-                );
-                return Ok(false);
-            }
-            checked += 1;
+        let n = a.pages.clamp(1, len.div_ceil(PAGE));
+        if let Some(at) = sample_pages(&dev, m.handle, len, n, &a.file, off)? {
+            println!(
+                "{}: path={} result=MISMATCH at file offset {}",
+                a.file,
+                path_name(&m),
+                at
+            );
+            return Ok(false);
         }
+        checked += n;
         let mut handle = m.handle;
         let _ = dev.ioctl(IOC_UNMAP, &mut handle);
         pieces += 1;

@@ -16,8 +16,8 @@
 use std::time::Instant;
 
 use crate::{
-    errno_str, last_err, read_direct, Args, Fd, Map, Mapping, Res, Rw, DEV, IOC_MAP, IOC_READ,
-    IOC_UNMAP, MAP_NO_FALLBACK, PAGE, PATH_P2P,
+    errno_str, last_err, sample_pages, Args, Fd, Map, Mapping, Res, DEV, IOC_MAP, IOC_UNMAP,
+    MAP_NO_FALLBACK, PAGE, PATH_P2P,
 };
 
 /// The PCI function of nvme0, as its sysfs name.
@@ -93,35 +93,10 @@ pub(crate) fn p2pmem(a: &Args) -> Res<bool> {
     } else {
         a.pages.clamp(1, npages)
     };
-    let mut page_buf = vec![0u8; PAGE as usize];
-    let mut result = "ok".to_string();
-    for k in 0..n {
-        let page = if n == 1 {
-            0
-        } else {
-            k * (npages - 1) / (n - 1)
-        };
-        let at = page * PAGE;
-        let cnt = PAGE.min(len - at);
-        let mut rw = Rw {
-            handle: m.handle,
-            offset: at,
-            len: cnt,
-            buf: page_buf.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        dev.ioctl(IOC_READ, &mut rw)
-            .map_err(|e| format!("READ: {}", errno_str(e)))?;
-        let expect = read_direct(&a.file, a.offset + at, cnt)?;
-        if let Some(i) = page_buf[..cnt as usize]
-            .iter()
-            .zip(expect.iter())
-            .position(|(x, y)| x != y)
-        {
-            result = format!("MISMATCH at file offset {}", a.offset + at + i as u64);
-            break;
-        }
-    }
+    let result = match sample_pages(&dev, m.handle, len, n, &a.file, a.offset)? {
+        None => "ok".to_string(),
+        Some(at) => format!("MISMATCH at file offset {at}"),
+    };
     let dma_ms = start.elapsed().as_millis();
     let mut handle = m.handle;
     let _ = dev.ioctl(IOC_UNMAP, &mut handle);
