@@ -46,23 +46,34 @@ static inline int nvme_pci_name(char *name, size_t len)
 	return copy_name(name, len, base ? base + 1 : link);
 }
 
-static inline unsigned int pci_attr_hex(const char *dev, const char *attr)
+/* Reads one number from a sysfs file, in hex (0x...) or decimal. */
+static inline int read_num(const char *path, unsigned long *val)
 {
-	char path[PATH_MAX], buf[32] = "";
-	FILE *f;
+	FILE *f = fopen(path, "r");
+	int ok;
 
-	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", dev, attr);
-	f = fopen(path, "r");
 	if (!f)
-		return ~0u;
-	if (!fgets(buf, sizeof(buf), f))
-		buf[0] = 0;
+		return -1;
+	ok = fscanf(f, "%li", (long *)val) == 1;
 	fclose(f);
-	return strtoul(buf, NULL, 16);
+	return ok ? 0 : -1;
 }
 
-/* The sysfs name of QEMU's edu function (1234:11e8); 0 if found. */
-static inline int edu_pci_name(char *name, size_t len)
+static inline unsigned long pci_attr(const char *dev, const char *attr)
+{
+	char path[PATH_MAX];
+	unsigned long v;
+
+	snprintf(path, sizeof(path), PCI_DEVICES "/%s/%s", dev, attr);
+	return read_num(path, &v) ? ~0ul : v;
+}
+
+/*
+ * The sysfs name of the first PCI function with the given vendor, device
+ * and class (0: any); 0 if found.
+ */
+static inline int find_pci_name(unsigned long vendor, unsigned long device,
+				unsigned long class, char *name, size_t len)
 {
 	DIR *d = opendir(PCI_DEVICES);
 	struct dirent *e;
@@ -73,14 +84,21 @@ static inline int edu_pci_name(char *name, size_t len)
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		if (pci_attr_hex(e->d_name, "vendor") == 0x1234 &&
-		    pci_attr_hex(e->d_name, "device") == 0x11e8) {
-			ret = copy_name(name, len, e->d_name);
-			break;
-		}
+		if ((vendor && pci_attr(e->d_name, "vendor") != vendor) ||
+		    (device && pci_attr(e->d_name, "device") != device) ||
+		    (class && pci_attr(e->d_name, "class") != class))
+			continue;
+		ret = copy_name(name, len, e->d_name);
+		break;
 	}
 	closedir(d);
 	return ret;
+}
+
+/* The sysfs name of QEMU's edu function (1234:11e8); 0 if found. */
+static inline int edu_pci_name(char *name, size_t len)
+{
+	return find_pci_name(0x1234, 0x11e8, 0, name, len);
 }
 
 /* PCI Express registers of one function (all 0 without the capability). */

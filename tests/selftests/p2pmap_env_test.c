@@ -13,59 +13,18 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "p2pmap_pci_util.h"
 
-#define PCI_DEVICES "/sys/bus/pci/devices"
-
-/* Reads one number from a sysfs file, in hex (0x...) or decimal. */
-static int read_num(const char *path, unsigned long *val)
-{
-	FILE *f = fopen(path, "r");
-	int ok;
-
-	if (!f)
-		return -1;
-	ok = fscanf(f, "%li", (long *)val) == 1;
-	fclose(f);
-	return ok ? 0 : -1;
-}
-
-/* Finds the PCI function with the given vendor/device (or class); 0 if found. */
+/* The sysfs path (realpath) of the function find_pci_name() finds. */
 static int find_pci(unsigned long vendor, unsigned long device,
 		    unsigned long class, char *out, size_t len)
 {
-	DIR *d = opendir(PCI_DEVICES);
-	struct dirent *e;
-	int ret = -1;
+	char name[64], p[PATH_MAX];
 
-	if (!d)
+	if (len < PATH_MAX || find_pci_name(vendor, device, class, name, sizeof(name)))
 		return -1;
-	while ((e = readdir(d))) {
-		char p[PATH_MAX];
-		unsigned long v, dev, c;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), PCI_DEVICES "/%s/vendor", e->d_name);
-		if (read_num(p, &v))
-			continue;
-		snprintf(p, sizeof(p), PCI_DEVICES "/%s/device", e->d_name);
-		if (read_num(p, &dev))
-			continue;
-		snprintf(p, sizeof(p), PCI_DEVICES "/%s/class", e->d_name);
-		if (read_num(p, &c))
-			continue;
-		if ((vendor && v != vendor) || (device && dev != device) ||
-		    (class && c != class))
-			continue;
-		snprintf(p, sizeof(p), PCI_DEVICES "/%s", e->d_name);
-		if (!realpath(p, out))
-			break;
-		(void)len;
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
+	snprintf(p, sizeof(p), PCI_DEVICES "/%s", name);
+	return realpath(p, out) ? 0 : -1;
 }
 
 TEST(module_loaded_with_counters)
