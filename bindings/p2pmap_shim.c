@@ -158,6 +158,28 @@ bool p2pmap_file_is_swapfile(struct file *file)
 	return IS_SWAPFILE(file_inode(file));
 }
 
+/*
+ * The checks a write() of @file makes before it changes anything
+ * (generic_write_checks(), file_remove_privs() aside, and
+ * sb_start_write()'s freeze protection), for a device write mapping.
+ */
+int p2pmap_file_write_check(struct file *file)
+{
+	struct inode *inode = file_inode(file);
+
+	if (!(file->f_mode & FMODE_WRITE))
+		return P2PMAP_WRITE_FD_READ_ONLY;
+	if (IS_IMMUTABLE(inode))
+		return P2PMAP_WRITE_IMMUTABLE;
+	if (IS_APPEND(inode))
+		return P2PMAP_WRITE_APPEND_ONLY;
+	if (sb_rdonly(inode->i_sb) || __mnt_is_readonly(file->f_path.mnt))
+		return P2PMAP_WRITE_FS_READ_ONLY;
+	if (READ_ONCE(inode->i_sb->s_writers.frozen) != SB_UNFROZEN)
+		return P2PMAP_WRITE_FS_FROZEN;
+	return P2PMAP_WRITE_OK;
+}
+
 void p2pmap_file_wait_direct_io(struct file *file)
 {
 	struct inode *inode = file_inode(file);

@@ -63,6 +63,17 @@ struct pci_dev *p2pmap_file_pci_dev(struct file *file);
 /* IS_SWAPFILE(file_inode(file)): the swap code owns its blocks. */
 bool p2pmap_file_is_swapfile(struct file *file);
 /*
+ * Whether @file may be written through a device mapping now: one of the
+ * P2PMAP_WRITE_* values (the first check that fails).
+ */
+#define P2PMAP_WRITE_OK			0
+#define P2PMAP_WRITE_FD_READ_ONLY	1
+#define P2PMAP_WRITE_IMMUTABLE		2
+#define P2PMAP_WRITE_APPEND_ONLY	3
+#define P2PMAP_WRITE_FS_READ_ONLY	4
+#define P2PMAP_WRITE_FS_FROZEN		5
+int p2pmap_file_write_check(struct file *file);
+/*
  * Waits for the direct I/O in flight on the file's inode to complete
  * (inode_dio_wait() under i_rwsem, the XFS iolock, as a truncate does).
  * Sleeps; call without mmap_lock.

@@ -313,6 +313,7 @@ impl<'a> MapCall<'a> {
             start: self.vma.start() as u64,
             end: self.vma.end() as u64,
             shared: flags & virt::flags::SHARED != 0,
+            may_share: flags & virt::flags::MAYSHARE != 0,
             writable: flags & virt::flags::WRITE != 0,
         };
         let valid = request::validate(&info, &self.req, PAGE_SIZE as u64)?;
@@ -431,6 +432,23 @@ impl MappedFile<'_> {
     pub(crate) fn size(&self) -> i64 {
         // SAFETY: `file` is valid (type invariant).
         unsafe { ext::p2pmap_file_size(self.file) }
+    }
+
+    /// Why the file may not be written through a device mapping now, as
+    /// a `write()` would find it (`p2pmap_file_write_check()`): not open
+    /// for writing, immutable, append-only, read-only or frozen
+    /// filesystem; `None` if it may.
+    pub(crate) fn write_refusal(&self) -> Option<Reason> {
+        // SAFETY: `file` is valid (type invariant).
+        let r = unsafe { ext::p2pmap_file_write_check(self.file) };
+        match r {
+            ext::P2PMAP_WRITE_CHECK_OK => None,
+            ext::P2PMAP_WRITE_CHECK_FD_READ_ONLY => Some(Reason::WriteFdReadOnly),
+            ext::P2PMAP_WRITE_CHECK_IMMUTABLE => Some(Reason::WriteImmutable),
+            ext::P2PMAP_WRITE_CHECK_APPEND_ONLY => Some(Reason::WriteAppendOnly),
+            ext::P2PMAP_WRITE_CHECK_FS_FROZEN => Some(Reason::WriteFsFrozen),
+            _ => Some(Reason::WriteFsReadOnly),
+        }
     }
 
     /// The file is an active swap file (the swap code owns its blocks).

@@ -250,8 +250,10 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
 }
 
 /// The filesystem and block-device vetoes, in the order the seed proposal
-/// gives them: the filesystem (block ops), the block device (a published
-/// CMB reachable from the importer), then the page cache. Returns the NVMe
+/// gives them: the filesystem (block ops; for WRITE, the checks a
+/// `write()` makes), the block device (a published CMB reachable from the
+/// importer; for SUPPORT_ATOMIC_OP, the AtomicOp path), then the page
+/// cache. Returns the NVMe
 /// function whose CMB will hold the window. With `staged` (a window of the
 /// range exists, so the CMB was found published when it was staged), the
 /// costly search for the published P2P provider is skipped.
@@ -263,6 +265,13 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
     }
     if file.is_swapfile() {
         return Err(Reason::Swapfile);
+    }
+    let flags = call.request().flags;
+    if flags & request::FLAG_WRITE != 0 {
+        // What a write() would check before it changes anything.
+        if let Some(r) = file.write_refusal() {
+            return Err(r);
+        }
     }
     if !file.has_block_ops() {
         return Err(Reason::NoBlockOps);
@@ -284,7 +293,6 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
     if !nvme.bus_addr_path(call.importer()) {
         return Err(Reason::HostBridgeRoute);
     }
-    let flags = call.request().flags;
     if flags & request::FLAG_SUPPORT_ATOMIC_OP != 0 {
         check_atomics(&nvme, call.importer())?;
     }
@@ -516,6 +524,8 @@ mod tests {
         assert_eq!(errno::EAGAIN, bindings::EAGAIN as i32);
         assert_eq!(errno::ETXTBSY, bindings::ETXTBSY as i32);
         assert_eq!(errno::E2BIG, bindings::E2BIG as i32);
+        assert_eq!(errno::EPERM, bindings::EPERM as i32);
+        assert_eq!(errno::EROFS, bindings::EROFS as i32);
     }
 
     #[test]

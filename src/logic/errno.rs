@@ -33,3 +33,7 @@ pub const EAGAIN: i32 = 11;
 pub const ETXTBSY: i32 = 26;
 /// Argument list too long: the window would not fit in the CMB at all.
 pub const E2BIG: i32 = 7;
+/// Operation not permitted: the inode is immutable or append-only.
+pub const EPERM: i32 = 1;
+/// Read-only filesystem.
+pub const EROFS: i32 = 30;

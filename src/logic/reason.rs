@@ -7,7 +7,7 @@
 
 use super::errno::{
     E2BIG, EACCES, EAGAIN, EBUSY, EFAULT, EINVAL, EIO, ENODEV, ENOMEM, ENOSPC, ENXIO, EOPNOTSUPP,
-    ETXTBSY, EXDEV,
+    EPERM, EROFS, ETXTBSY, EXDEV,
 };
 
 /// A refusal reason.
@@ -41,7 +41,26 @@ pub enum Reason {
     /// `DEVICE_MAP_FLAG_SUPPORT_ATOMIC_OP`: the importer cannot issue
     /// AtomicOps (conventional PCI) or its driver has not enabled them.
     AtomicRequester,
-    /// `DEVICE_MAP_FLAG_WRITE`: write mappings are not implemented yet.
+    /// `DEVICE_MAP_FLAG_WRITE` on a private vma: the device would write the
+    /// file's blocks behind copy-on-write pages.
+    WritePrivate,
+    /// `DEVICE_MAP_FLAG_WRITE` on a vma without `VM_WRITE` (a read-only
+    /// mapping, or one of a file opened read-only, which cannot be made
+    /// writable).
+    WriteVmaReadOnly,
+    /// `DEVICE_MAP_FLAG_WRITE`: the file is not open for writing.
+    WriteFdReadOnly,
+    /// `DEVICE_MAP_FLAG_WRITE`: the inode is immutable.
+    WriteImmutable,
+    /// `DEVICE_MAP_FLAG_WRITE`: the inode is append-only (a device write
+    /// could change bytes before EOF).
+    WriteAppendOnly,
+    /// `DEVICE_MAP_FLAG_WRITE`: the filesystem or the mount is read-only.
+    WriteFsReadOnly,
+    /// `DEVICE_MAP_FLAG_WRITE`: the filesystem is frozen.
+    WriteFsFrozen,
+    /// `DEVICE_MAP_FLAG_WRITE` that passed every permission check: write
+    /// mappings are not implemented yet.
     WriteUnsupported,
     /// Private vma with write permission: it may hold copy-on-write pages
     /// that the device must not bypass.
@@ -105,7 +124,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 40] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -117,6 +136,13 @@ impl Reason {
         Reason::AtomicRouting,
         Reason::AtomicEgressBlocked,
         Reason::AtomicRequester,
+        Reason::WritePrivate,
+        Reason::WriteVmaReadOnly,
+        Reason::WriteFdReadOnly,
+        Reason::WriteImmutable,
+        Reason::WriteAppendOnly,
+        Reason::WriteFsReadOnly,
+        Reason::WriteFsFrozen,
         Reason::WriteUnsupported,
         Reason::PrivateWritable,
         Reason::Dax,
@@ -158,6 +184,13 @@ impl Reason {
             Reason::AtomicRouting => "atomic_routing",
             Reason::AtomicEgressBlocked => "atomic_egress_blocked",
             Reason::AtomicRequester => "atomic_requester",
+            Reason::WritePrivate => "write_private",
+            Reason::WriteVmaReadOnly => "write_vma_read_only",
+            Reason::WriteFdReadOnly => "write_fd_read_only",
+            Reason::WriteImmutable => "write_immutable",
+            Reason::WriteAppendOnly => "write_append_only",
+            Reason::WriteFsReadOnly => "write_fs_read_only",
+            Reason::WriteFsFrozen => "write_fs_frozen",
             Reason::WriteUnsupported => "write_unsupported",
             Reason::PrivateWritable => "private_writable",
             Reason::Dax => "dax",
@@ -204,7 +237,13 @@ impl Reason {
             | Reason::LeasesDisabled => EOPNOTSUPP,
             Reason::NoMemory => ENOMEM,
             Reason::LeaseFailed => EBUSY,
-            Reason::PrivateWritable => EACCES,
+            Reason::PrivateWritable
+            | Reason::WritePrivate
+            | Reason::WriteVmaReadOnly
+            | Reason::WriteFdReadOnly => EACCES,
+            Reason::WriteImmutable | Reason::WriteAppendOnly => EPERM,
+            Reason::WriteFsReadOnly => EROFS,
+            Reason::WriteFsFrozen => EBUSY,
             Reason::LeaseBroken => EBUSY,
             Reason::NoP2pProvider => ENODEV,
             Reason::PastEof => EINVAL,

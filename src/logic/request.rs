@@ -22,6 +22,9 @@ pub struct VmaInfo {
     pub end: u64,
     /// `VM_SHARED`.
     pub shared: bool,
+    /// `VM_MAYSHARE`: mapped `MAP_SHARED` (a shared mapping of a file
+    /// opened read-only has it, but not `VM_SHARED`).
+    pub may_share: bool,
     /// `VM_WRITE`.
     pub writable: bool,
 }
@@ -71,6 +74,12 @@ pub fn validate(vma: &VmaInfo, req: &MapRequest, page_size: u64) -> Result<Valid
     if req.flags & FLAG_SUPPORT_ATOMIC_OP != 0 && req.flags & FLAG_WRITE == 0 {
         return Err(Reason::AtomicWithoutWrite);
     }
+    if req.flags & FLAG_WRITE != 0 && !vma.may_share {
+        return Err(Reason::WritePrivate);
+    }
+    if req.flags & FLAG_WRITE != 0 && !vma.writable {
+        return Err(Reason::WriteVmaReadOnly);
+    }
     if !vma.shared && vma.writable {
         return Err(Reason::PrivateWritable);
     }
@@ -90,6 +99,7 @@ mod tests {
         start: 0x10_0000,
         end: 0x20_0000,
         shared: true,
+        may_share: true,
         writable: false,
     };
 
@@ -167,11 +177,42 @@ mod tests {
         );
         // Left to the provider (write) and the fabric (atomics).
         let both = FLAG_SUPPORT_ATOMIC_OP | FLAG_WRITE;
+        let rw = VmaInfo {
+            writable: true,
+            ..VMA
+        };
         assert_eq!(
-            validate(&VMA, &req(VMA.start, VMA.end, both), PS).map(|v| v.flags),
+            validate(&rw, &req(VMA.start, VMA.end, both), PS).map(|v| v.flags),
             Ok(both)
         );
-        assert!(validate(&VMA, &req(VMA.start, VMA.end, FLAG_WRITE), PS).is_ok());
+        // VMA is read-only.
+        assert_eq!(
+            validate(&VMA, &req(VMA.start, VMA.end, FLAG_WRITE), PS),
+            Err(Reason::WriteVmaReadOnly)
+        );
+        let rw = VmaInfo {
+            writable: true,
+            ..VMA
+        };
+        assert!(validate(&rw, &req(VMA.start, VMA.end, FLAG_WRITE), PS).is_ok());
+        let private = VmaInfo {
+            shared: false,
+            may_share: false,
+            ..VMA
+        };
+        assert_eq!(
+            validate(&private, &req(VMA.start, VMA.end, FLAG_WRITE), PS),
+            Err(Reason::WritePrivate)
+        );
+        // MAP_SHARED of a read-only fd: VM_MAYSHARE without VM_SHARED.
+        let ro_fd = VmaInfo {
+            shared: false,
+            ..VMA
+        };
+        assert_eq!(
+            validate(&ro_fd, &req(VMA.start, VMA.end, FLAG_WRITE), PS),
+            Err(Reason::WriteVmaReadOnly)
+        );
     }
 
     #[test]
@@ -186,11 +227,13 @@ mod tests {
     fn private_vmas() {
         let ro = VmaInfo {
             shared: false,
+            may_share: false,
             writable: false,
             ..VMA
         };
         let rw = VmaInfo {
             shared: false,
+            may_share: false,
             writable: true,
             ..VMA
         };

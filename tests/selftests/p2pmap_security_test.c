@@ -427,6 +427,86 @@ TEST_F(probe, no_writable_mapping_without_write_permission)
 }
 
 /*
+ * Asks for a write mapping of @len bytes at @p (no fallback) and expects
+ * refusal @reason with @err: 0 if so.
+ */
+static int write_refused(struct __test_metadata *_metadata, int dev, void *p, size_t len,
+			 const char *reason, int err)
+{
+	struct p2pmap_map m = map_req(p, len, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	char counter[80];
+	uint64_t before;
+	int ret, e;
+
+	snprintf(counter, sizeof(counter), "refused_%s", reason);
+	before = p2pmap_stat(counter);
+	ret = ioctl(dev, P2PMAP_IOC_MAP, &m);
+	e = errno;
+	if (!ret) {
+		ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+		TH_LOG("%s: a write mapping was served", reason);
+		return -1;
+	}
+	if (e != err || p2pmap_stat(counter) != before + 1) {
+		TH_LOG("%s: refused with %s, %s %llu -> %llu", reason, strerror(e), counter,
+		       (unsigned long long)before, (unsigned long long)p2pmap_stat(counter));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Each permission a write() would check refuses a write mapping with its
+ * own counted reason, before what is not built yet (write_unsupported):
+ * a private or read-only vma, an immutable or append-only inode (made so
+ * while a writable shared mapping exists), a frozen filesystem. A
+ * read-only descriptor cannot give a writable shared mapping, and mprotect
+ * cannot make one.
+ */
+TEST_F(probe, write_mapping_refusals_name_the_reason)
+{
+	int dirfd, rofd;
+	void *p;
+
+	ASSERT_EQ(0, pwrite_pattern(self->fd, 0, SIZE));
+	ASSERT_EQ(0, fsync(self->fd));
+
+	p = mmap(NULL, SIZE, PROT_READ, MAP_PRIVATE, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_private", EACCES));
+	munmap(p, SIZE);
+
+	rofd = open(self->path, O_RDONLY);
+	ASSERT_LE(0, rofd);
+	p = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, rofd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_vma_read_only", EACCES));
+	EXPECT_EQ(-1, mprotect(p, SIZE, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	munmap(p, SIZE);
+	close(rofd);
+
+	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_unsupported", EOPNOTSUPP));
+	ASSERT_EQ(0, set_flags(self->path, FS_IMMUTABLE_FL));
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_immutable", EPERM));
+	ASSERT_EQ(0, set_flags(self->path, FS_APPEND_FL));
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_append_only", EPERM));
+	ASSERT_EQ(0, set_flags(self->path, 0));
+
+	dirfd = open(XFS_DIR, O_RDONLY);
+	ASSERT_LE(0, dirfd);
+	ASSERT_EQ(0, ioctl(dirfd, FIFREEZE, 0)) TH_LOG("FIFREEZE: %s", strerror(errno));
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_fs_frozen", EBUSY));
+	/* Thawed before anything can fail: nothing else may block on it. */
+	ASSERT_EQ(0, ioctl(dirfd, FITHAW, 0)) TH_LOG("FITHAW: %s", strerror(errno));
+	close(dirfd);
+	EXPECT_EQ(0, write_refused(_metadata, self->dev, p, SIZE, "write_unsupported", EOPNOTSUPP));
+	munmap(p, SIZE);
+}
+
+/*
  * An unprivileged user (uid/gid 65534) that may use the importer device
  * maps only what it can read: a file it may not read cannot even be
  * opened, so it has no vma to map; one it may read is served peer to peer

@@ -218,6 +218,14 @@ pub(crate) fn advice(reason: &str, file: &str, size: u64) -> String {
             "the filesystem or the NVMe failed: see the kernel log (dmesg)".into()
         }
         "write_unsupported" => "map read-only: write mappings are not implemented yet".into(),
+        "write_private" | "write_vma_read_only" | "write_fd_read_only" => {
+            "a write mapping needs a shared mapping with PROT_WRITE of a file opened for writing".into()
+        }
+        "write_immutable" | "write_append_only" => {
+            "the file is immutable or append-only (lsattr): no device may write it".into()
+        }
+        "write_fs_read_only" => "the filesystem or the mount is read-only".into(),
+        "write_fs_frozen" => "the filesystem is frozen (fsfreeze -u to thaw it)".into(),
         "pin_disabled" => {
             "pinning is the administrator's choice: echo 1 > /sys/kernel/debug/p2pmap/allow_pin (or load p2pmap with allow_pin=1)".into()
         }
