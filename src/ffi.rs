@@ -969,20 +969,14 @@ impl AtomicPath {
 
     /// Decides with [`atomic::check`].
     pub(crate) fn check(&self) -> Result<(), atomic::Gap> {
-        let mut ports = [atomic::Port {
-            function: atomic::Function::CONVENTIONAL,
-            egress: false,
-        }; Self::MAX_PORTS];
-        for (p, f) in ports.iter_mut().zip(&self.ports[..self.len]) {
-            *p = atomic::Port {
-                function: Self::function(f),
-                egress: f.egress,
-            };
-        }
+        let ports = self.ports.iter().take(self.len).map(|f| atomic::Port {
+            function: Self::function(f),
+            egress: f.egress,
+        });
         atomic::check(
             &Self::function(&self.requester),
             &Self::function(&self.completer),
-            &ports[..self.len],
+            ports,
         )
     }
 

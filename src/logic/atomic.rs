@@ -56,15 +56,6 @@ pub struct Function {
     pub devctl2: u16,
 }
 
-impl Function {
-    /// A conventional PCI function (or bridge): no PCI Express capability.
-    pub const CONVENTIONAL: Function = Function {
-        pcie: false,
-        devcap2: 0,
-        devctl2: 0,
-    };
-}
-
 /// A bridge (switch port) between the requester and the completer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Port {
@@ -135,11 +126,15 @@ impl Gap {
 /// `path` (the switch ports between them, any order). Returns the first
 /// missing link: completer, then the ports in `path` order, then the
 /// requester.
-pub fn check(requester: &Function, completer: &Function, path: &[Port]) -> Result<(), Gap> {
+pub fn check(
+    requester: &Function,
+    completer: &Function,
+    path: impl IntoIterator<Item = Port>,
+) -> Result<(), Gap> {
     if !completer.pcie || completer.devcap2 & COMPLETER_NEEDS != COMPLETER_NEEDS {
         return Err(Gap::Completer);
     }
-    for (i, port) in path.iter().enumerate() {
+    for (i, port) in path.into_iter().enumerate() {
         if !port.function.pcie || port.function.devcap2 & DEVCAP2_ATOMIC_ROUTE == 0 {
             return Err(Gap::Routing(i));
         }
@@ -162,6 +157,13 @@ mod tests {
 
     /// `PCI_EXP_DEVCAP2_ATOMIC_COMP128`: not needed, not in the way.
     const DEVCAP2_ATOMIC_COMP128: u32 = 0x0000_0200;
+
+    /// A conventional PCI function (or bridge): no PCI Express capability.
+    const CONVENTIONAL: Function = Function {
+        pcie: false,
+        devcap2: 0,
+        devctl2: 0,
+    };
 
     const REQ: Function = Function {
         pcie: true,
@@ -191,7 +193,7 @@ mod tests {
 
     #[test]
     fn everything_in_place_is_accepted() {
-        assert_eq!(check(&REQ, &COMP, &switch()), Ok(()));
+        assert_eq!(check(&REQ, &COMP, switch()), Ok(()));
         // Two levels: up through a lower switch's upstream port (egress).
         let deep = [
             port(ROUTES, false),
@@ -199,9 +201,9 @@ mod tests {
             port(ROUTES, false),
             port(ROUTES, true),
         ];
-        assert_eq!(check(&REQ, &COMP, &deep), Ok(()));
+        assert_eq!(check(&REQ, &COMP, deep), Ok(()));
         // Directly under one bridge: no port between them.
-        assert_eq!(check(&REQ, &COMP, &[]), Ok(()));
+        assert_eq!(check(&REQ, &COMP, []), Ok(()));
     }
 
     #[test]
@@ -218,17 +220,14 @@ mod tests {
                 devcap2: caps,
                 ..COMP
             };
-            assert_eq!(check(&REQ, &c, &switch()), Err(Gap::Completer), "{caps:#x}");
+            assert_eq!(check(&REQ, &c, switch()), Err(Gap::Completer), "{caps:#x}");
         }
         let all = Function {
             devcap2: COMPLETER_NEEDS | DEVCAP2_ATOMIC_COMP128,
             ..COMP
         };
-        assert_eq!(check(&REQ, &all, &switch()), Ok(()));
-        assert_eq!(
-            check(&REQ, &Function::CONVENTIONAL, &switch()),
-            Err(Gap::Completer)
-        );
+        assert_eq!(check(&REQ, &all, switch()), Ok(()));
+        assert_eq!(check(&REQ, &CONVENTIONAL, switch()), Err(Gap::Completer));
     }
 
     #[test]
@@ -236,10 +235,10 @@ mod tests {
         for i in 0..2 {
             let mut p = switch();
             p[i].function.devcap2 = 0;
-            assert_eq!(check(&REQ, &COMP, &p), Err(Gap::Routing(i)));
+            assert_eq!(check(&REQ, &COMP, p), Err(Gap::Routing(i)));
             let mut p = switch();
-            p[i].function = Function::CONVENTIONAL;
-            assert_eq!(check(&REQ, &COMP, &p), Err(Gap::Routing(i)));
+            p[i].function = CONVENTIONAL;
+            assert_eq!(check(&REQ, &COMP, p), Err(Gap::Routing(i)));
         }
     }
 
@@ -251,19 +250,19 @@ mod tests {
         };
         // Ingress side: the bit does not apply.
         let p = [port(blocking, false), port(ROUTES, true)];
-        assert_eq!(check(&REQ, &COMP, &p), Ok(()));
+        assert_eq!(check(&REQ, &COMP, p), Ok(()));
         let p = [port(ROUTES, false), port(blocking, true)];
-        assert_eq!(check(&REQ, &COMP, &p), Err(Gap::EgressBlocked(1)));
+        assert_eq!(check(&REQ, &COMP, p), Err(Gap::EgressBlocked(1)));
     }
 
     #[test]
     fn the_requester_must_be_pcie_and_enabled() {
         assert_eq!(
-            check(&Function::CONVENTIONAL, &COMP, &switch()),
+            check(&CONVENTIONAL, &COMP, switch()),
             Err(Gap::RequesterConventional)
         );
         let off = Function { devctl2: 0, ..REQ };
-        assert_eq!(check(&off, &COMP, &switch()), Err(Gap::RequesterDisabled));
+        assert_eq!(check(&off, &COMP, switch()), Err(Gap::RequesterDisabled));
     }
 
     /// Every combination of the seven facts: the verdict is accepted
@@ -320,11 +319,7 @@ mod tests {
             } else {
                 Ok(())
             };
-            assert_eq!(
-                check(&requester, &completer, &path),
-                expected,
-                "{bits:#09b}"
-            );
+            assert_eq!(check(&requester, &completer, path), expected, "{bits:#09b}");
         }
     }
 

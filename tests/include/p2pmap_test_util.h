@@ -127,6 +127,28 @@ static inline int importer_read(int dev, uint32_t handle, uint64_t off, uint64_t
 	return ioctl(dev, P2PMAP_IOC_READ, &rw);
 }
 
+/*
+ * Reads page @page of @handle through the device and checks it against
+ * page @file_page of a pattern file made with @seed; 0 if equal.
+ */
+static inline int importer_page_is(int dev, uint32_t handle, size_t page, size_t file_page,
+				   unsigned int seed)
+{
+	unsigned char b[4096];
+
+	if (importer_read(dev, handle, page * 4096, sizeof(b), b))
+		return -1;
+	return check_pattern(b, file_page * 4096, sizeof(b), seed);
+}
+
+/* STATUS of @handle into @st; the ioctl's result. */
+static inline int importer_status(int dev, uint32_t handle, struct p2pmap_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->handle = handle;
+	return ioctl(dev, P2PMAP_IOC_STATUS, st);
+}
+
 /* The value of the "@name value" line of @file, or UINT64_MAX. */
 static inline uint64_t debugfs_value(const char *file, const char *name)
 {

@@ -101,30 +101,9 @@ static int fill_direct(const char *path, void *buf, size_t len)
 	return done == len ? 0 : -1;
 }
 
-/*
- * Reads page @page of @handle through the device and checks it against
- * page @file_page of the pattern file.
- */
-static int device_page_is(int dev, uint32_t handle, size_t page, size_t file_page,
-			  unsigned int seed)
-{
-	unsigned char b[4096];
-
-	if (importer_read(dev, handle, page * 4096, sizeof(b), b))
-		return -1;
-	return check_pattern(b, file_page * 4096, sizeof(b), seed);
-}
-
 static int device_page_ok(int dev, uint32_t handle, size_t page, unsigned int seed)
 {
-	return device_page_is(dev, handle, page, page, seed);
-}
-
-static uint32_t handle_status(int dev, uint32_t handle, struct p2pmap_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->handle = handle;
-	return ioctl(dev, P2PMAP_IOC_STATUS, st);
+	return importer_page_is(dev, handle, page, page, seed);
 }
 
 /* Binds @nvme again and mounts /mnt/p2p, whatever state the test left. */
@@ -266,16 +245,16 @@ TEST_F(p2pmem, refusals)
 	m = map_req(self->buf, 3 * 4096, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
-	EXPECT_EQ(0, device_page_is(self->dev, m.handle, 2, 2, SEED));
+	EXPECT_EQ(0, importer_page_is(self->dev, m.handle, 2, 2, SEED));
 	m = map_req(self->buf + 4 * 4096, 4 * 4096, P2PMAP_MAP_NO_FALLBACK);
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
 	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
-	EXPECT_EQ(0, device_page_is(self->dev, m.handle, 0, 4, SEED));
+	EXPECT_EQ(0, importer_page_is(self->dev, m.handle, 0, 4, SEED));
 
 	/* munmap revokes the importer (its notifier fires: UNMAP). */
 	ASSERT_EQ(0, munmap(self->buf, BUF_LEN));
 	self->buf = MAP_FAILED;
-	ASSERT_EQ(0, handle_status(self->dev, m.handle, &st));
+	ASSERT_EQ(0, importer_status(self->dev, m.handle, &st));
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(P2PMAP_REVOKED_BY_UNMAP, st.revoked_by);
 	EXPECT_EQ(0, st.mapped);
@@ -321,7 +300,7 @@ TEST_F(p2pmem, unbind_revokes_the_importer_first)
 	}
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-	ASSERT_EQ(0, handle_status(self->dev, m.handle, &st));
+	ASSERT_EQ(0, importer_status(self->dev, m.handle, &st));
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, st.mapped);
 	EXPECT_EQ(P2PMAP_REVOKED_BY_CLEAR, st.revoked_by);

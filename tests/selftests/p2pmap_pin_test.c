@@ -50,18 +50,7 @@ static struct p2pmap_map pin_req(const void *addr, uint64_t len)
 
 static int read_page_ok(int dev, uint32_t handle, size_t page)
 {
-	unsigned char b[4096];
-
-	if (importer_read(dev, handle, page * 4096, sizeof(b), b))
-		return -1;
-	return check_pattern(b, page * 4096, sizeof(b), SEED);
-}
-
-static int status_of(int dev, uint32_t handle, struct p2pmap_status *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->handle = handle;
-	return ioctl(dev, P2PMAP_IOC_STATUS, st);
+	return importer_page_is(dev, handle, page, page, SEED);
 }
 
 /* Sends @fd over the unix socket @sock. */
@@ -211,7 +200,7 @@ TEST_F(pin, outlives_the_vma_and_the_process)
 	imp.fd = buf_fd;
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_IMPORT, &imp)) TH_LOG("IMPORT: %s", strerror(errno));
 	EXPECT_EQ(PAGES * 4096, imp.len);
-	ASSERT_EQ(0, status_of(self->dev, imp.handle, &st));
+	ASSERT_EQ(0, importer_status(self->dev, imp.handle, &st));
 	EXPECT_EQ(P2PMAP_PATH_PINNED, st.path);
 	EXPECT_EQ(1, st.mapped);
 	EXPECT_EQ(0, st.revoked);
@@ -247,7 +236,7 @@ TEST_F(pin, truncate_revokes_it)
 
 	ASSERT_EQ(0, ftruncate(self->fd, 4096));
 	EXPECT_EQ(revoked + 1, p2pmap_stat("pins_revoked"));
-	ASSERT_EQ(0, status_of(self->dev, m.handle, &st));
+	ASSERT_EQ(0, importer_status(self->dev, m.handle, &st));
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, st.mapped);
 	EXPECT_LE(1, st.invalidations);
@@ -270,7 +259,7 @@ TEST_F(pin, write_revokes_it)
 
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP_PIN, &m)) TH_LOG("MAP_PIN: %s", strerror(errno));
 	ASSERT_EQ(1, pwrite(self->fd, &x, 1, 7 * 4096 + 5));
-	ASSERT_EQ(0, status_of(self->dev, m.handle, &st));
+	ASSERT_EQ(0, importer_status(self->dev, m.handle, &st));
 	EXPECT_EQ(1, st.revoked);
 	EXPECT_EQ(0, wait_stat("windows_live", self->live, 60));
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
