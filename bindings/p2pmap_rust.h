@@ -50,6 +50,11 @@ void p2pmap_rust_device_unbound(struct pci_dev *pdev);
  * held): give back the claim pin @key holds on the windows of @pa (@npages
  * bus addresses).
  */
+/*
+ * The write-back worker (p2pmap_flush.c): writes back and commits the
+ * queued write windows. Process context; sleeps.
+ */
+void p2pmap_rust_flush(void);
 void p2pmap_rust_pin_release(unsigned long key, const u64 *pa, unsigned long npages);
 
 #endif /* P2PMAP_RUST_H */

@@ -21,16 +21,26 @@
 #include "p2pmap_shim.h"
 
 int p2pmap_file_map_blocks(struct file *file, loff_t offset, u64 len,
-			   struct iomap *iomap)
+			   struct iomap *iomap, bool write)
 {
 	struct inode *inode = file_inode(file);
 	const struct exportfs_block_ops *bops = inode->i_sb->s_export_op->block_ops;
 	u32 gen;
 
-	return bops->map_blocks(inode, offset, len, iomap, false, &gen);
+	return bops->map_blocks(inode, offset, len, iomap, write, &gen);
 }
 
-int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
+int p2pmap_file_commit_blocks(struct file *file, struct iomap *maps, int nr,
+			      loff_t new_size)
+{
+	struct inode *inode = file_inode(file);
+	const struct exportfs_block_ops *bops = inode->i_sb->s_export_op->block_ops;
+
+	return bops->commit_blocks(inode, maps, nr, new_size);
+}
+
+static int p2pmap_bdev_rw_p2p(struct file *file, u64 addr, void *vaddr,
+			      size_t len, blk_opf_t opf)
 {
 	struct block_device *bdev = file_inode(file)->i_sb->s_bdev;
 	size_t done = 0;
@@ -41,7 +51,7 @@ int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
 	while (done < len) {
 		unsigned int nr = min_t(size_t, DIV_ROUND_UP(len - done, PAGE_SIZE) + 1,
 					BIO_MAX_VECS);
-		struct bio *bio = bio_alloc(bdev, nr, REQ_OP_READ, GFP_KERNEL);
+		struct bio *bio = bio_alloc(bdev, nr, opf, GFP_KERNEL);
 
 		bio->bi_iter.bi_sector = (addr + done) >> SECTOR_SHIFT;
 		while (done < len && bio->bi_vcnt < nr) {
@@ -58,6 +68,47 @@ int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
 			return ret;
 	}
 	return 0;
+}
+
+int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
+{
+	return p2pmap_bdev_rw_p2p(file, addr, vaddr, len, REQ_OP_READ);
+}
+
+int p2pmap_bdev_write_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
+{
+	int ret = p2pmap_bdev_rw_p2p(file, addr, vaddr, len, REQ_OP_WRITE);
+
+	/*
+	 * ->commit_blocks() forces the log synchronously, and XFS's log
+	 * writes flush the data device's cache first; flush here as well so
+	 * that the data is stable whichever filesystem commits it.
+	 */
+	if (!ret)
+		ret = blkdev_issue_flush(file_inode(file)->i_sb->s_bdev);
+	return ret;
+}
+
+long p2pmap_file_flush_cpu_range(struct file *file, loff_t start, loff_t end)
+{
+	struct address_space *mapping = file->f_mapping;
+	bool dirty = filemap_range_needs_writeback(mapping, start, end - 1);
+
+	if (!dirty)
+		return 0;
+	/*
+	 * Not filemap_write_and_wait_range(): it reports (and clears) errors
+	 * of earlier writeback of the whole mapping, which belong to the
+	 * CPU's writers and must not fail this write-back.
+	 */
+	filemap_fdatawrite_range(mapping, start, end - 1);
+	filemap_fdatawait_range_keep_errors(mapping, start, end - 1);
+	return end - start;
+}
+
+void p2pmap_file_set_error(struct file *file, int err)
+{
+	mapping_set_error(file->f_mapping, err);
 }
 
 void p2pmap_p2pmem_zero(void *vaddr, size_t len)

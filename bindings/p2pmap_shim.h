@@ -26,7 +26,34 @@ struct iomap;
  * inode's locks itself (XFS: XFS_IOLOCK_EXCL): call without mmap_lock.
  */
 int p2pmap_file_map_blocks(struct file *file, loff_t offset, u64 len,
-			   struct iomap *iomap);
+			   struct iomap *iomap, bool write);
+/*
+ * ->commit_blocks() of the file's filesystem: converts the unwritten
+ * extents of @maps (what ->map_blocks(write) handed out and the device
+ * wrote) and sets the size to @new_size if that is larger, synchronously.
+ * Takes the inode's locks itself (XFS: XFS_IOLOCK_EXCL).
+ */
+int p2pmap_file_commit_blocks(struct file *file, struct iomap *maps, int nr,
+			      loff_t new_size);
+/*
+ * Writes @len bytes of the P2P memory at @vaddr to byte @addr of the file's
+ * block device with synchronous bios whose pages are the P2P pages (the
+ * data moves CMB -> media inside the device), then flushes the device's
+ * volatile cache. May sleep.
+ */
+int p2pmap_bdev_write_p2p(struct file *file, u64 addr, void *vaddr, size_t len);
+/*
+ * Writes back the dirty page-cache pages of [@start, @end) of the file and
+ * waits (their errors go to the mapping, for the CPU's writers); returns
+ * @end - @start if a page was dirty or under writeback, else 0.
+ */
+long p2pmap_file_flush_cpu_range(struct file *file, loff_t start, loff_t end);
+/* mapping_set_error() on the file's mapping: fsync() reports @err. */
+void p2pmap_file_set_error(struct file *file, int err);
+/* The write-back worker (p2pmap_flush.c). */
+void p2pmap_flush_schedule(void);
+int p2pmap_flush_init(void);
+void p2pmap_flush_exit(void);
 /*
  * Reads @len bytes at byte @addr of the file's block device into the P2P
  * memory at @vaddr with synchronous bios whose pages are the P2P pages

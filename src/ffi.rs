@@ -567,6 +567,12 @@ impl SlowPath {
         &self.file
     }
 
+    /// `i_size` of the inode.
+    pub(crate) fn file_size(&self) -> i64 {
+        // SAFETY: we hold a reference on the file.
+        unsafe { ext::p2pmap_file_size(self.file.as_ptr()) }
+    }
+
     /// Waits for the direct I/O in flight on the inode: a direct write
     /// submitted before the lease was taken broke no lease, and
     /// `map_blocks` does not wait for it. Call after [`Self::take_lease`]
@@ -579,23 +585,25 @@ impl SlowPath {
         unsafe { ext::p2pmap_file_wait_direct_io(self.file.as_ptr()) };
     }
 
-    /// The filesystem's `map_blocks` for a read mapping starting at file
-    /// byte `offset`: the extent that covers it.
+    /// The filesystem's `map_blocks` for a mapping starting at file byte
+    /// `offset`: the extent that covers it. With `write`, holes are
+    /// allocated first (XFS: unwritten extents, logged synchronously, the
+    /// inode marked preallocated so that blocks past EOF stay).
     ///
     /// Context: sleeps; takes the inode's locks (i_rwsem) itself, which is
     /// why it only runs after mmap_lock was released.
-    pub(crate) fn map_blocks(&self, offset: i64, len: u64) -> Result<Extent> {
+    pub(crate) fn map_blocks(&self, offset: i64, len: u64, write: bool) -> Result<Extent> {
         let mut iomap = ext::iomap::default();
         // SAFETY: we hold a reference on the file; its filesystem has block
         // ops (checked by the caller under mmap_lock: a file's superblock
         // does not change); `iomap` is a valid out parameter.
         to_result(unsafe {
-            ext::p2pmap_file_map_blocks(self.file.as_ptr(), offset, len, &mut iomap)
+            ext::p2pmap_file_map_blocks(self.file.as_ptr(), offset, len, &mut iomap, write)
         })?;
         let kind = match u32::from(iomap.type_) {
             ext::IOMAP_MAPPED => ExtentKind::Mapped(iomap.addr),
             ext::IOMAP_HOLE => ExtentKind::Hole,
-            ext::IOMAP_UNWRITTEN => ExtentKind::Unwritten,
+            ext::IOMAP_UNWRITTEN => ExtentKind::Unwritten(iomap.addr),
             _ => ExtentKind::Other,
         };
         Ok(Extent {
@@ -688,6 +696,85 @@ pub(crate) fn reap_schedule(ms: u64) {
     unsafe { ext::p2pmap_reap_schedule(ms as c_ulong) };
 }
 
+/// Has the write-back worker run [`crate::writeback`] soon (unless it is
+/// queued already). Any context (`queue_work()`).
+pub(crate) fn flush_schedule() {
+    // SAFETY: `queue_work()` on the module's workqueue, or nothing outside
+    // `flush_init()`..`flush_exit()`; any context.
+    unsafe { ext::p2pmap_flush_schedule() };
+}
+
+/// Creates the write-back worker's workqueue. Module init.
+pub(crate) fn flush_init() -> Result {
+    // SAFETY: called once, at module init.
+    to_result(unsafe { ext::p2pmap_flush_init() })
+}
+
+/// Runs the write-back queued so far to its end and destroys the worker.
+/// Module exit, once nothing queues write-back any more.
+pub(crate) fn flush_exit() {
+    // SAFETY: called once, at module exit, after `flush_init` succeeded.
+    unsafe { ext::p2pmap_flush_exit() };
+}
+
+/// The filesystem's `commit_blocks` for the `extents` of `file` a device
+/// wrote: converts their unwritten blocks and sets the size to `new_size`
+/// if it is larger, synchronously (XFS: a sync transaction).
+///
+/// Context: process; sleeps; takes the inode's locks (XFS: the iolock), so
+/// the caller holds none of the filesystem's locks nor mmap_lock.
+pub(crate) fn commit_blocks(file: &File, extents: &[Extent], new_size: i64) -> Result {
+    let mut maps = KVec::with_capacity(extents.len(), GFP_KERNEL)?;
+    for e in extents {
+        let type_ = match e.kind {
+            ExtentKind::Mapped(_) => ext::IOMAP_MAPPED,
+            ExtentKind::Unwritten(_) => ext::IOMAP_UNWRITTEN,
+            _ => return Err(EINVAL),
+        };
+        let addr = match e.kind {
+            ExtentKind::Mapped(a) | ExtentKind::Unwritten(a) => a,
+            _ => 0,
+        };
+        maps.push(
+            ext::iomap {
+                offset: e.offset,
+                length: e.length,
+                addr,
+                type_: u16::try_from(type_).map_err(|_| EINVAL)?,
+                ..Default::default()
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    let nr = c_int::try_from(maps.len()).map_err(|_| EINVAL)?;
+    // SAFETY: we hold a reference on the file, whose filesystem has block
+    // ops (checked when the window was staged); `maps` holds `nr` iomaps.
+    to_result(unsafe {
+        ext::p2pmap_file_commit_blocks(file.as_ptr(), maps.as_mut_ptr(), nr, new_size)
+    })
+}
+
+/// Writes back the page-cache pages of `[start, end)` of `file` that the
+/// CPU dirtied, and waits: `commit_blocks` invalidates the range's pages
+/// and cannot drop a dirty one. Returns whether any was dirty. Their
+/// write errors go to the mapping, for the CPU's writers.
+///
+/// Context: process; sleeps.
+pub(crate) fn flush_cpu_range(file: &File, start: i64, end: i64) -> bool {
+    // SAFETY: we hold a reference on the file.
+    unsafe { ext::p2pmap_file_flush_cpu_range(file.as_ptr(), start, end) > 0 }
+}
+
+/// Records a write-back error in the mapping of `file` (`mapping_set_error`):
+/// the next `fsync()` of every open file of it returns it.
+///
+/// Context: any.
+pub(crate) fn set_mapping_error(file: &File, err: Error) {
+    // SAFETY: we hold a reference on the file; errseq_set() and a bit
+    // operation, any context.
+    unsafe { ext::p2pmap_file_set_error(file.as_ptr(), err.to_errno()) };
+}
+
 /// Sets up the lease machinery (its real-time kthread worker). Module init.
 pub(crate) fn lease_init() -> Result {
     // SAFETY: called once, at module init.
@@ -708,8 +795,9 @@ pub(crate) enum ExtentKind {
     Mapped(u64),
     /// No blocks: reads as zeros.
     Hole,
-    /// Allocated but unwritten: reads as zeros (the blocks hold old data).
-    Unwritten,
+    /// Allocated but unwritten, at this byte address of the block device:
+    /// reads as zeros (the blocks hold old data) until committed.
+    Unwritten(u64),
     /// Anything else (delalloc, inline).
     Other,
 }
@@ -763,6 +851,23 @@ impl CmbBuf {
             vaddr,
             bus,
             size,
+        })
+    }
+
+    /// Writes `[at, at + len)` of the window to byte `addr` of `file`'s
+    /// block device, peer to peer (bios on the CMB pages: the controller
+    /// copies from its own CMB), and flushes the device's cache.
+    ///
+    /// Context: process; sleeps.
+    pub(crate) fn write_to_media(&self, file: &File, at: usize, addr: u64, len: usize) -> Result {
+        if at.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(EINVAL);
+        }
+        // SAFETY: we hold a reference on the file; `[at, at + len)` is
+        // inside the allocation, which lives as long as `self`; the bios
+        // only read it.
+        to_result(unsafe {
+            ext::p2pmap_bdev_write_p2p(file.as_ptr(), addr, self.vaddr.add(at).cast(), len)
         })
     }
 
@@ -1179,6 +1284,15 @@ pub(crate) trait Provider {
     /// `break_end`: the break [`Self::break_begin`] prepared is over. Must
     /// not sleep.
     fn break_end(inode: &BreakingInode<'_>);
+    /// `written`: whether devices wrote `[start, end)` of `inode` through
+    /// write mappings and p2pmap has not committed it yet. Any context;
+    /// must not sleep.
+    fn written(inode: InodeKey, start: i64, end: i64) -> bool;
+    /// `sync`: revokes the write mappings of `[start, end)` of `inode` and
+    /// returns once what devices wrote there is written back and committed
+    /// (or failed, recorded in the mapping). Process context, no filesystem
+    /// lock, no mmap_lock; sleeps.
+    fn sync(inode: InodeKey, start: i64, end: i64);
 }
 
 /// An inode whose layout the current task is about to change, for one
@@ -1347,6 +1461,32 @@ unsafe extern "C" fn break_end_trampoline<T: Provider>(inode: *mut bindings::ino
     T::break_end(&inode);
 }
 
+/// # Safety
+///
+/// Called only by `filemap_device_written()`/`filemap_device_sync()`;
+/// `inode` is only used as a key.
+unsafe extern "C" fn written_trampoline<T: Provider>(
+    inode: *mut bindings::inode,
+    start: bindings::loff_t,
+    end: bindings::loff_t,
+) -> bool {
+    !inode.is_null() && end > start && T::written(InodeKey::of(inode), start, end)
+}
+
+/// # Safety
+///
+/// Called only by `filemap_device_sync()`, in process context without
+/// filesystem locks; `inode` is only used as a key.
+unsafe extern "C" fn sync_trampoline<T: Provider>(
+    inode: *mut bindings::inode,
+    start: bindings::loff_t,
+    end: bindings::loff_t,
+) {
+    if !inode.is_null() && end > start {
+        T::sync(InodeKey::of(inode), start, end);
+    }
+}
+
 struct VTable<T>(PhantomData<T>);
 
 impl<T: Provider> VTable<T> {
@@ -1356,6 +1496,8 @@ impl<T: Provider> VTable<T> {
         mkwrite: Some(mkwrite_trampoline::<T>),
         break_begin: Some(break_begin_trampoline::<T>),
         break_end: Some(break_end_trampoline::<T>),
+        written: Some(written_trampoline::<T>),
+        sync: Some(sync_trampoline::<T>),
     };
 }
 

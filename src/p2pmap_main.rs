@@ -20,6 +20,7 @@ mod provider;
 mod revocation;
 mod stats;
 mod windows;
+mod writeback;
 
 module! {
     type: P2pMap,
@@ -52,6 +53,10 @@ impl kernel::Module for P2pMap {
         windows::init();
         changes::init();
         ffi::lease_init()?;
+        if let Err(e) = ffi::flush_init() {
+            ffi::lease_exit();
+            return Err(e);
+        }
         let registered = (|| {
             let debugfs = stats::Debugfs::new()?;
             let pci_notifier = ffi::PciUnbindNotifier::register()?;
@@ -68,7 +73,8 @@ impl kernel::Module for P2pMap {
                 Ok(m)
             }
             Err(e) => {
-                // Nothing was staged: only the lease worker to undo.
+                // Nothing was staged: only the workers to undo.
+                ffi::flush_exit();
                 ffi::lease_exit();
                 Err(e)
             }
@@ -89,6 +95,8 @@ impl Drop for P2pMap {
         // No device removal runs from here on: revoke_all() covers them.
         drop(self.pci_notifier.take());
         revocation::revoke_all();
+        // Nothing queues write-back any more.
+        ffi::flush_exit();
         ffi::lease_exit();
         windows::exit();
     }

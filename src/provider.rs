@@ -9,7 +9,9 @@
 //! the range with `map_blocks`, reads its blocks into a new CMB window peer
 //! to peer (holes and unwritten extents zero-filled), publishes the window
 //! (or the refusal) and returns `-EAGAIN`; the caller's retry takes the fast
-//! path.
+//! path. A write mapping has `map_blocks(write)` allocate the range first
+//! and gets a write window of its own, written back when given back
+//! ([`crate::writeback`]).
 
 use kernel::{
     device::Device,
@@ -22,8 +24,8 @@ use kernel::{
 use crate::{
     changes, extents,
     ffi::{
-        self, BreakingInode, CmbBuf, Extent, ExtentKind, MapCall, MapFailure, MapPath, MapTrace,
-        Nvme, PinnedRange, Provider, SlowPath, StageTrace, UnmapCall, ValidMapCall,
+        self, BreakingInode, CmbBuf, Extent, ExtentKind, InodeKey, MapCall, MapFailure, MapPath,
+        MapTrace, Nvme, PinnedRange, Provider, SlowPath, StageTrace, UnmapCall, ValidMapCall,
     },
     logic::{
         changes::ChangeKind,
@@ -33,7 +35,8 @@ use crate::{
     },
     revocation::{self, Scope, Through},
     stats::STATS,
-    windows::{self, Slot},
+    windows::{self, Slot, WriteState},
+    writeback,
 };
 
 /// p2pmap's implementation of the provider hook.
@@ -143,6 +146,17 @@ impl Provider for P2pProvider {
     fn break_end(inode: &BreakingInode<'_>) {
         windows::stop_passing_lease(inode.key());
     }
+
+    /// Whether devices wrote the range and it is not committed yet.
+    fn written(inode: InodeKey, start: i64, end: i64) -> bool {
+        windows::written(inode, start, end)
+    }
+
+    /// A read, `fsync()` or change of the range waits for what devices
+    /// wrote there.
+    fn sync(inode: InodeKey, start: i64, end: i64) {
+        writeback::sync(inode, start, end);
+    }
 }
 
 /// `device_map` (see [`P2pProvider::map`]): refusals are counted and
@@ -156,7 +170,8 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
     if pin && !call.has_buf_ptr() {
         return Err(refuse(t, Reason::PinNoBuffer).into());
     }
-    let (start, _) = call.file_range();
+    let write = call.request().flags & request::FLAG_WRITE != 0;
+    let (start, end) = call.file_range();
     // A file vma always has a file; check_path() refuses anything else
     // the same way.
     let Some(inode) = call.file().map(|f| f.inode_key()) else {
@@ -166,7 +181,7 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
     // starts after it (mkwrite) is recorded after this mark, and what
     // this call stages is then thrown away instead of published.
     let mark = changes::change_mark();
-    let staged = windows::is_staged(inode, start, call.pa().len());
+    let staged = windows::is_staged(inode, start, call.pa().len(), write);
     let nvme = check_path(&call, staged).map_err(|r| refuse(t, r))?;
     if !STATS.take_injected_retry() {
         // PIN: the claim is the dma_buf's, not the importer's. The pin is
@@ -182,7 +197,7 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
             .as_ref()
             .map_or_else(|| call.claimant(), PinnedRange::claimant);
         // Fast path, under the caller's mmap_lock.
-        match windows::claim(inode, start, call.pa(), who) {
+        match windows::claim(inode, start, call.pa(), who, write) {
             Some(Ok(())) => {
                 if let Some(p) = pinned {
                     // On failure the pin gave its claim back.
@@ -225,18 +240,39 @@ fn map_call(call: MapCall<'_>, t: &MapTrace<'_>) -> Result<(), MapFailure> {
         map_blocks: 0,
         start_ns: ffi::now_ns(),
     };
+    // What devices wrote into the range and gave back goes to the file
+    // first. Its commit is a change of the range after `mark`: have the
+    // caller come back with a new one, to stage what was committed.
+    if writeback::wait_pending(inode, start, end) {
+        STATS.lock_dropped();
+        return Err(MapFailure::Retry(slow.retry()));
+    }
     let slot = match windows::take_lease(slow.file()) {
         Err(e) => Slot::refused(start, pages, Reason::of_lease_error(-e.to_errno())),
+        // Two write windows of a byte, written back in either order,
+        // would undo each other's bytes.
+        Ok(_) if write && windows::write_overlaps(inode, start, end) => {
+            Slot::refused(start, pages, Reason::WriteOverlap)
+        }
         Ok(lease) => {
             // Direct writes submitted before the lease existed broke
             // nothing: let them land before the blocks are read.
             slow.wait_direct_io();
             let k = key.insert(extents::Key::new(inode, lease.generation(), mark));
-            match stage(&slow, &nvme, k, start, pages, &mut learned, &mut what) {
+            let staged = match write {
+                false => stage(&slow, &nvme, k, start, pages, &mut learned, &mut what)
+                    .map(|buf| (buf, None)),
+                true => stage_write(&slow, &nvme, start, pages, &mut what)
+                    .map(|(buf, w)| (buf, Some(w))),
+            };
+            match staged {
                 Ok(_) if lease.broken() => Slot::refused(start, pages, Reason::LeaseBroken),
-                Ok(buf) => {
+                Ok((buf, w)) => {
                     STATS.window_staged(buf.size());
-                    Slot::ready(start, pages, buf, lease, mark)
+                    if w.is_some() {
+                        STATS.write_window_staged();
+                    }
+                    Slot::ready(start, pages, buf, lease, mark, w)
                 }
                 Err(r) => Slot::refused(start, pages, r),
             }
@@ -296,12 +332,12 @@ fn check_path(call: &ValidMapCall<'_>, staged: bool) -> Result<Nvme, Reason> {
     if flags & request::FLAG_SUPPORT_ATOMIC_OP != 0 {
         check_atomics(&nvme, call.importer())?;
     }
-    if flags & request::FLAG_WRITE != 0 {
-        return Err(Reason::WriteUnsupported);
-    }
     let (start, end) = call.file_range();
     let page = PAGE_SIZE as i64;
-    if end > file.size().saturating_add(page - 1) / page * page {
+    // A write mapping may reach past EOF, up to the vma's end: its
+    // write-back extends the file.
+    if flags & request::FLAG_WRITE == 0 && end > file.size().saturating_add(page - 1) / page * page
+    {
         return Err(Reason::PastEof);
     }
     if file.drop_clean_cache(start, end) {
@@ -390,15 +426,17 @@ fn stage(
             Some(ext) => ext,
             None => {
                 what.map_blocks += 1;
-                let ext = slow.map_blocks(pos, (len - off) as u64).map_err(|e| {
-                    if e == ENXIO {
-                        Reason::Reflinked
-                    } else if e == EINVAL {
-                        Reason::PastEof
-                    } else {
-                        Reason::MapBlocksFailed
-                    }
-                })?;
+                let ext = slow
+                    .map_blocks(pos, (len - off) as u64, false)
+                    .map_err(|e| {
+                        if e == ENXIO {
+                            Reason::Reflinked
+                        } else if e == EINVAL {
+                            Reason::PastEof
+                        } else {
+                            Reason::MapBlocksFailed
+                        }
+                    })?;
                 if use_cache {
                     // Not learning it only costs a later map_blocks.
                     let _ = learned.push(ext, GFP_KERNEL);
@@ -418,7 +456,7 @@ fn stage(
                 slow.read_into(&mut buf, off, addr + (pos - ext.offset) as u64, n)
                     .map_err(|_| Reason::ReadFailed)?
             }
-            ExtentKind::Hole | ExtentKind::Unwritten => {
+            ExtentKind::Hole | ExtentKind::Unwritten(_) => {
                 what.zeroed += 1;
                 buf.zero(off, n).map_err(|_| Reason::MapBlocksFailed)?
             }
@@ -427,6 +465,81 @@ fn stage(
         off += n;
     }
     Ok(buf)
+}
+
+/// Stages `pages` pages at file byte `start` into a new write window:
+/// `map_blocks(write)` allocates what is not allocated yet (unwritten
+/// extents); `IOMAP_MAPPED` extents are read into the window, so that a
+/// device writing part of a block keeps the rest, and unwritten ones are
+/// zero-filled. Returns the window and where its bytes go back (the
+/// extents, and the size the file gets if the range reaches past EOF).
+/// The extent cache is neither read (it may hold holes, which need
+/// allocating) nor fed (the allocation changed the block map).
+///
+/// Context: slow path (no mmap_lock); sleeps.
+fn stage_write(
+    slow: &SlowPath,
+    nvme: &Nvme,
+    start: i64,
+    pages: usize,
+    what: &mut StageTrace,
+) -> Result<(CmbBuf, KBox<WriteState>), Reason> {
+    let len = pages * PAGE_SIZE;
+    let mut buf = alloc_window(nvme, len)?;
+    let mut extents = KVec::new();
+    let mut off = 0usize;
+    while off < len {
+        let pos = start + off as i64;
+        what.map_blocks += 1;
+        let ext = slow
+            .map_blocks(pos, (len - off) as u64, true)
+            .map_err(|e| match e {
+                e if e == ENXIO => Reason::Reflinked,
+                e if e == ENOSPC => Reason::NoSpace,
+                _ => Reason::MapBlocksFailed,
+            })?;
+        let ext_end = ext.offset.saturating_add(ext.length as i64);
+        if ext.offset > pos || ext_end <= pos {
+            return Err(Reason::MapBlocksFailed);
+        }
+        let n = ((ext_end - pos) as usize).min(len - off);
+        let skip = (pos - ext.offset) as u64;
+        let kind = match ext.kind {
+            ExtentKind::Mapped(addr) => {
+                what.mapped += 1;
+                slow.read_into(&mut buf, off, addr + skip, n)
+                    .map_err(|_| Reason::ReadFailed)?;
+                ExtentKind::Mapped(addr + skip)
+            }
+            ExtentKind::Unwritten(addr) => {
+                what.zeroed += 1;
+                buf.zero(off, n).map_err(|_| Reason::MapBlocksFailed)?;
+                ExtentKind::Unwritten(addr + skip)
+            }
+            // map_blocks(write) allocated the holes.
+            ExtentKind::Hole => return Err(Reason::MapBlocksFailed),
+            ExtentKind::Other => return Err(Reason::ExtentUnsupported),
+        };
+        extents
+            .push(
+                Extent {
+                    offset: pos,
+                    length: n as u64,
+                    kind,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| Reason::NoMemory)?;
+        off += n;
+    }
+    // Pages wholly past EOF: the device writes the file's new end.
+    let end = start.saturating_add(len as i64);
+    let page = PAGE_SIZE as i64;
+    let eof_page_end = slow.file_size().saturating_add(page - 1) / page * page;
+    let new_size = if end > eof_page_end { end } else { 0 };
+    let w =
+        KBox::new(WriteState::new(extents, new_size), GFP_KERNEL).map_err(|_| Reason::NoMemory)?;
+    Ok((buf, w))
 }
 
 /// A CMB window of `len` bytes. What cannot fit in the CMB at all is

@@ -43,6 +43,7 @@ use crate::{
     logic::revoke::{self, Cause, Span},
     stats::STATS,
     windows::{self, Revoked},
+    writeback,
 };
 
 pub(crate) use crate::windows::Scope;
@@ -116,6 +117,11 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
     }
     match scope {
         Scope::Device(dev) => settle_device(dev, n),
+        Scope::All => {
+            // What devices wrote goes to the files before the windows go.
+            writeback::settle(None);
+            windows::drain(scope);
+        }
         // Nothing revoked in the range: nothing to free (the fault path).
         Scope::Range { .. } if n == 0 => {}
         _ => {
@@ -193,6 +199,9 @@ fn settle_device(dev: DeviceKey, n: usize) {
         }
         fsleep(Delta::from_millis(10));
     }
+    // The controller still works until its driver unbinds: what devices
+    // wrote into its CMB goes to the media first.
+    writeback::settle(Some(dev));
     let stuck = windows::drain(Scope::Device(dev));
     if n > 0 {
         pr_info!("revoked {n} windows of a CMB being removed\n");

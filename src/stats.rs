@@ -83,6 +83,23 @@ pub(crate) struct Stats {
     pins: Atomic<u64>,
     /// Pins revoked (their importers invalidated).
     pins_revoked: Atomic<u64>,
+    /// Write windows (`DEVICE_MAP_FLAG_WRITE`) staged.
+    write_windows: Atomic<u64>,
+    /// Write windows written back and committed.
+    written_back: Atomic<u64>,
+    /// Bytes of those.
+    bytes_written_back: Atomic<u64>,
+    /// Write windows whose write-back failed, or that were freed before it
+    /// (their CMB removed): the file's mapping has the error, fsync()
+    /// returns it.
+    write_back_failed: Atomic<u64>,
+    /// Write-backs that found pages the CPU dirtied through a shared
+    /// mapping in the window's range (written back first; those pages'
+    /// device bytes are lost).
+    write_back_cpu_pages: Atomic<u64>,
+    /// Waits of `read()`, `fsync()`, changes and new mappings for what
+    /// devices wrote (`filemap_device_sync` and the slow path).
+    write_back_waits: Atomic<u64>,
 }
 
 /// The counters, shared by the provider callbacks and debugfs.
@@ -121,6 +138,12 @@ impl Stats {
             allow_pin: Atomic::new(0),
             pins: Atomic::new(0),
             pins_revoked: Atomic::new(0),
+            write_windows: Atomic::new(0),
+            written_back: Atomic::new(0),
+            bytes_written_back: Atomic::new(0),
+            write_back_failed: Atomic::new(0),
+            write_back_cpu_pages: Atomic::new(0),
+            write_back_waits: Atomic::new(0),
         }
     }
 
@@ -142,6 +165,32 @@ impl Stats {
     /// Counts `n` pins revoked.
     pub(crate) fn pins_revoked(&self, n: u32) {
         self.pins_revoked.add(u64::from(n), Relaxed);
+    }
+
+    /// Counts a write window staged.
+    pub(crate) fn write_window_staged(&self) {
+        self.write_windows.add(1, Relaxed);
+    }
+
+    /// Counts a write window of `bytes` written back and committed.
+    pub(crate) fn written_back(&self, bytes: usize) {
+        self.written_back.add(1, Relaxed);
+        self.bytes_written_back.add(bytes as u64, Relaxed);
+    }
+
+    /// Counts a write window whose device bytes did not reach the file.
+    pub(crate) fn write_back_failed(&self) {
+        self.write_back_failed.add(1, Relaxed);
+    }
+
+    /// Counts a write-back that met pages the CPU dirtied in its range.
+    pub(crate) fn write_back_cpu_pages(&self) {
+        self.write_back_cpu_pages.add(1, Relaxed);
+    }
+
+    /// Counts a wait for a write-back.
+    pub(crate) fn write_back_wait(&self) {
+        self.write_back_waits.add(1, Relaxed);
     }
 
     /// Counts a `device_map` call.
@@ -347,6 +396,28 @@ impl Stats {
         writeln!(f, "windows_revoked {}", self.windows_revoked.load(Relaxed))?;
         writeln!(f, "pins {}", self.pins.load(Relaxed))?;
         writeln!(f, "pins_revoked {}", self.pins_revoked.load(Relaxed))?;
+        writeln!(f, "write_windows {}", self.write_windows.load(Relaxed))?;
+        writeln!(f, "written_back {}", self.written_back.load(Relaxed))?;
+        writeln!(
+            f,
+            "bytes_written_back {}",
+            self.bytes_written_back.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "write_back_failed {}",
+            self.write_back_failed.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "write_back_cpu_pages {}",
+            self.write_back_cpu_pages.load(Relaxed)
+        )?;
+        writeln!(
+            f,
+            "write_back_waits {}",
+            self.write_back_waits.load(Relaxed)
+        )?;
         writeln!(
             f,
             "unmaps_unmatched {}",

@@ -29,6 +29,16 @@
 //! window nobody claims (its slow path's caller never retried) expires
 //! after [`UNCLAIMED_TTL_NS`]; the lease worker reaps it.
 //!
+//! A write window (`DEVICE_MAP_FLAG_WRITE`, [`WriteState`]) serves only
+//! write mappings, and read windows only read mappings. Once claimed, a
+//! device may have written it: its last claim given back does not free it
+//! but queues it ([`WriteState::queued`]) for the write-back worker
+//! ([`crate::writeback`]), which takes it out of the registry
+//! ([`take_queued`]), writes it back and commits it while the registry
+//! names its range as being flushed ([`Registry::flushing`]), then frees
+//! it. Until then the range is [`written`]: reads, `fsync()`, changes and
+//! new mappings of it wait ([`crate::writeback::sync`]).
+//!
 //! The lease: a slow path holds it ([`take_lease`], which takes it if
 //! p2pmap holds none) from before it reads the block map until it publishes
 //! its window, and each staged window holds it from then on ([`LeaseRef`]);
@@ -166,9 +176,47 @@ pub(crate) enum State {
         claims: KVec<Claimant>,
         /// Being revoked: no new claim is handed out.
         revoking: bool,
+        /// A write window's way back to the file's blocks; `None` for a
+        /// read window.
+        write: Option<KBox<WriteState>>,
     },
     /// Refused by the slow path.
     Refused(Reason),
+}
+
+/// What a write window adds to a window: where its bytes go back.
+pub(crate) struct WriteState {
+    /// The extents `map_blocks(write)` handed out for the window's range,
+    /// clipped to it, in file order: each mapped or unwritten.
+    pub(crate) extents: KVec<Extent>,
+    /// The file size once committed, if larger than the size then (a
+    /// mapping of pages past EOF extends the file to its end); 0 for none.
+    pub(crate) new_size: i64,
+    /// Handed to an importer at least once: the device may have written it.
+    claimed: bool,
+    /// Given back by its last importer: waits for the write-back worker.
+    queued: bool,
+    /// Written back and committed, or its failure reported: dropping it
+    /// loses nothing.
+    done: bool,
+}
+
+impl WriteState {
+    /// The write state of a window staged with `extents`.
+    pub(crate) fn new(extents: KVec<Extent>, new_size: i64) -> Self {
+        WriteState {
+            extents,
+            new_size,
+            claimed: false,
+            queued: false,
+            done: false,
+        }
+    }
+
+    /// The worker wrote it back and committed it (or reported why not).
+    pub(crate) fn set_done(&mut self) {
+        self.done = true;
+    }
 }
 
 /// One staged window or refusal of an inode.
@@ -195,6 +243,11 @@ pub(crate) const UNCLAIMED_TTL_NS: u64 = 5_000_000_000;
 /// Unclaimed slots kept at most (staged by a slow path whose caller has not
 /// come back yet); publishing one more evicts the oldest.
 const MAX_UNCLAIMED: usize = 8;
+
+/// Write windows that exist (in the registry or with the write-back
+/// worker): while there is none, nothing is [`written`] and `read()` and
+/// `fsync()` do not take the registry lock.
+static WRITE_WINDOWS: Atomic<usize> = Atomic::new(0);
 
 /// Ticks at every claim (and publish).
 static USE_CLOCK: Atomic<u64> = Atomic::new(0);
@@ -305,10 +358,10 @@ impl Inode {
     /// The smallest staged window, not being revoked, that holds every
     /// page of `pages` pages at file byte `start` (one of exactly that range
     /// if there is).
-    fn find(&mut self, start: i64, pages: usize) -> Option<SlotKey> {
+    fn find(&mut self, start: i64, pages: usize, write: bool) -> Option<SlotKey> {
         let mut ready: Option<(SlotKey, usize)> = None;
         self.for_each_overlapping(start, start.saturating_add(span(pages)), |k, s| {
-            if s.serves(start, pages).is_some() && ready.is_none_or(|(_, p)| s.pages < p) {
+            if s.serves(start, pages, write).is_some() && ready.is_none_or(|(_, p)| s.pages < p) {
                 ready = Some((k, s.pages));
             }
         });
@@ -328,11 +381,12 @@ impl Inode {
     /// The staged windows, not being revoked, that hold `pages` pages at
     /// file byte `start`: the smallest one that holds them all, else
     /// adjacent or overlapping windows, each chosen to reach furthest (at
-    /// most [`MAX_PIECES`]).
-    fn cover(&mut self, start: i64, pages: usize) -> Option<Pieces> {
-        if let Some(k) = self.find(start, pages) {
+    /// most [`MAX_PIECES`]). A write mapping is served by one write window
+    /// or not at all: each window is written back on its own.
+    fn cover(&mut self, start: i64, pages: usize, write: bool) -> Option<Pieces> {
+        if let Some(k) = self.find(start, pages, write) {
             let s = self.slots.get(&k)?;
-            let at = s.serves(start, pages)?;
+            let at = s.serves(start, pages, write)?;
             let mut pieces = [None; MAX_PIECES];
             if let Some(p) = pieces.first_mut() {
                 *p = Some(Piece {
@@ -343,18 +397,42 @@ impl Inode {
             }
             return Some(pieces);
         }
+        if write {
+            return None;
+        }
         let end = start.saturating_add(span(pages));
         cover::cover(start, end, PAGE_SIZE as u64, |pos| {
             // The window holding the page at `pos` that reaches furthest.
             let mut best: Option<(SlotKey, i64, i64)> = None;
             self.for_each_overlapping(pos, pos.saturating_add(1), |k, s| {
                 let w_end = s.start.saturating_add(span(s.pages));
-                if s.serves(pos, 1).is_some() && best.is_none_or(|(_, _, e)| w_end > e) {
+                if s.serves(pos, 1, false).is_some() && best.is_none_or(|(_, _, e)| w_end > e) {
                     best = Some((k, s.start, w_end));
                 }
             });
             best
         })
+    }
+
+    /// Whether a write window of `[start, end)` holds bytes a device may
+    /// have written that are not committed yet; with `pending_only`, only
+    /// those given back (queued for the write-back worker).
+    fn has_device_data(&mut self, start: i64, end: i64, pending_only: bool) -> bool {
+        let mut found = false;
+        self.for_each_overlapping(start, end, |_, s| {
+            found |= s.holds_device_data() && (!pending_only || s.queued());
+        });
+        found
+    }
+
+    /// Whether a write window not being revoked overlaps `[start, end)`:
+    /// another write mapping of a part of the range.
+    fn live_write_overlaps(&mut self, start: i64, end: i64) -> bool {
+        let mut found = false;
+        self.for_each_overlapping(start, end, |_, s| {
+            found |= s.is_write() && !s.revoking();
+        });
+        found
     }
 
     /// The slow path's refusal of exactly `pages` pages at `start`.
@@ -437,9 +515,26 @@ pub(crate) struct Registry {
     by_bus: RBTree<u64, Loc>,
     unclaimed: Unclaimed,
     next_seq: u64,
+    /// The write window the write-back worker took out of the registry and
+    /// is writing back: its inode and byte range. One at a time.
+    flushing: Option<(InodeKey, i64, i64)>,
 }
 
 impl Registry {
+    /// Whether a write window of `[start, end)` of `inode` was given back
+    /// and is not committed yet (queued, or being written back).
+    fn write_back_pending(&mut self, inode: InodeKey, start: i64, end: i64) -> bool {
+        if self
+            .flushing
+            .is_some_and(|(i, s, e)| i == inode && revoke::overlaps(s, e, start, end))
+        {
+            return true;
+        }
+        self.inodes
+            .get_mut(&inode)
+            .is_some_and(|ino| ino.has_device_data(start, end, true))
+    }
+
     fn new() -> Self {
         // INVARIANT: empty.
         Registry {
@@ -447,6 +542,7 @@ impl Registry {
             by_bus: RBTree::new(),
             unclaimed: Unclaimed::new(),
             next_seq: 0,
+            flushing: None,
         }
     }
 
@@ -652,7 +748,12 @@ impl Slot {
         buf: CmbBuf,
         lease: LeaseRef,
         mark: ChangeMark,
+        write: Option<KBox<WriteState>>,
     ) -> Self {
+        if write.is_some() {
+            // Counted down by the slot's drop.
+            WRITE_WINDOWS.add(1, Relaxed);
+        }
         Slot {
             start,
             pages,
@@ -664,8 +765,41 @@ impl Slot {
                 mark,
                 claims: KVec::new(),
                 revoking: false,
+                write,
             },
         }
+    }
+
+    /// First file byte and length in bytes.
+    pub(crate) fn range(&self) -> (i64, usize) {
+        (self.start, self.pages * PAGE_SIZE)
+    }
+
+    /// The window's bytes, its file (through its lease) and, for a write
+    /// window, its write state: what the write-back worker needs.
+    pub(crate) fn parts(&mut self) -> Option<(&CmbBuf, &File, Option<&mut WriteState>)> {
+        match &mut self.state {
+            State::Ready {
+                buf, lease, write, ..
+            } => Some((&*buf, lease.file(), write.as_deref_mut())),
+            State::Refused(_) => None,
+        }
+    }
+
+    /// A write window.
+    fn is_write(&self) -> bool {
+        matches!(&self.state, State::Ready { write: Some(_), .. })
+    }
+
+    /// A write window a device may have written that is not written back
+    /// yet (mapped, queued, or just taken by the worker).
+    fn holds_device_data(&self) -> bool {
+        matches!(&self.state, State::Ready { write: Some(w), .. } if w.claimed && !w.done)
+    }
+
+    /// A write window queued for the write-back worker.
+    fn queued(&self) -> bool {
+        matches!(&self.state, State::Ready { write: Some(w), .. } if w.queued)
     }
 
     /// The slow path's refusal for that range.
@@ -687,16 +821,19 @@ impl Slot {
         }
     }
 
-    /// Staged, not being revoked, and holds every page of `pages` pages at
-    /// file byte `start`: returns the byte offset of `start` in the window.
-    fn serves(&self, start: i64, pages: usize) -> Option<usize> {
+    /// Staged, not being revoked, a write window for a write mapping
+    /// (`write`) and a read window for a read mapping, and holds every
+    /// page of `pages` pages at file byte `start`: returns the byte offset
+    /// of `start` in the window.
+    fn serves(&self, start: i64, pages: usize, write: bool) -> Option<usize> {
         if !matches!(
             self.state,
             State::Ready {
                 revoking: false,
                 ..
             }
-        ) {
+        ) || self.is_write() != write
+        {
             return None;
         }
         revoke::offset_in(self.start, self.pages, start, pages, PAGE_SIZE)
@@ -725,10 +862,11 @@ impl Slot {
         matches!(self.state, State::Ready { revoking: true, .. })
     }
 
-    /// Not referenced by any importer: may be evicted.
+    /// Not referenced by any importer, nor waiting for its write-back:
+    /// may be freed.
     fn unclaimed(&self) -> bool {
         match &self.state {
-            State::Ready { claims, .. } => claims.is_empty(),
+            State::Ready { claims, .. } => claims.is_empty() && !self.queued(),
             State::Refused(_) => true,
         }
     }
@@ -801,6 +939,23 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.holds_device_data() {
+            // Freed before its write-back (its CMB went away, or the
+            // module is unloading and the worker could not finish): what
+            // the device wrote is lost, and fsync() says so.
+            if let State::Ready { lease, .. } = &self.state {
+                ffi::set_mapping_error(lease.file(), EIO);
+            }
+            STATS.write_back_failed();
+            pr_warn!(
+                "a write window of {} bytes at file offset {:#x} was freed before its write-back\n",
+                self.pages * PAGE_SIZE,
+                self.start
+            );
+        }
+        if self.is_write() {
+            WRITE_WINDOWS.fetch_sub(1, Relaxed);
+        }
         if let State::Ready { buf, .. } = &self.state {
             STATS.window_freed(buf.size());
         }
@@ -820,12 +975,19 @@ pub(crate) fn claim(
     start: i64,
     pa: &mut [u64],
     who: Claimant,
+    write: bool,
 ) -> Option<Result<(), Reason>> {
     let pages = pa.len();
+    let end = start.saturating_add(span(pages));
     let mut guard = registry().lock();
     let reg = guard.get_or_insert_with(Registry::new);
+    // What a device gave back is written back first: the slow path waits
+    // for it, and stages what it committed.
+    if reg.write_back_pending(inode, start, end) {
+        return None;
+    }
     let ino = reg.inodes.get_mut(&inode)?;
-    if let Some(pieces) = ino.cover(start, pages) {
+    if let Some(pieces) = ino.cover(start, pages, write) {
         return Some(reg.claim_pieces(inode, &pieces, pa, who));
     }
     let slot = ino.refusal(start, pages)?;
@@ -862,10 +1024,20 @@ impl Registry {
             let pushed = match self.slot_mut(loc) {
                 Some(Slot {
                     last_use,
-                    state: State::Ready { buf, claims, .. },
+                    state:
+                        State::Ready {
+                            buf, claims, write, ..
+                        },
                     ..
                 }) => {
                     *last_use = stamp;
+                    if let Some(w) = write {
+                        // Set before the device gets the addresses; a
+                        // claim given back below leaves it set, which
+                        // only costs a write-back of the window's own
+                        // bytes.
+                        w.claimed = true;
+                    }
                     let bus = buf.bus() + p.at;
                     for (k, a) in pa.iter_mut().skip(page).take(pages).enumerate() {
                         *a = bus + (k * PAGE_SIZE) as u64;
@@ -904,13 +1076,93 @@ impl Registry {
     }
 }
 
-/// Whether staged windows, not being revoked, hold the range.
-pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize) -> bool {
+/// Whether staged windows, not being revoked, hold the range (write
+/// windows for a `write` mapping, read windows else).
+pub(crate) fn is_staged(inode: InodeKey, start: i64, pages: usize, write: bool) -> bool {
     with_registry(|reg| {
         reg.inodes
             .get_mut(&inode)
-            .is_some_and(|ino| ino.cover(start, pages).is_some())
+            .is_some_and(|ino| ino.cover(start, pages, write).is_some())
     })
+}
+
+/// Whether devices wrote `[start, end)` of `inode` through write mappings
+/// and the bytes are not committed yet: a write window was claimed and is
+/// mapped, queued, or being written back.
+///
+/// Context: any; allocates nothing.
+pub(crate) fn written(inode: InodeKey, start: i64, end: i64) -> bool {
+    // A write window is counted before it is published, and stays so
+    // until the worker dropped it after its commit.
+    if WRITE_WINDOWS.load(Relaxed) == 0 {
+        return false;
+    }
+    with_registry(|reg| {
+        reg.write_back_pending(inode, start, end)
+            || reg
+                .inodes
+                .get_mut(&inode)
+                .is_some_and(|ino| ino.has_device_data(start, end, false))
+    })
+}
+
+/// Whether a write window of `[start, end)` of `inode` was given back and
+/// waits for (or is in) its write-back.
+pub(crate) fn write_back_pending(inode: InodeKey, start: i64, end: i64) -> bool {
+    with_registry(|reg| reg.write_back_pending(inode, start, end))
+}
+
+/// Whether another write mapping, not being revoked, overlaps `[start,
+/// end)` of `inode` (one that holds the whole range would have served it).
+pub(crate) fn write_overlaps(inode: InodeKey, start: i64, end: i64) -> bool {
+    with_registry(|reg| {
+        reg.inodes
+            .get_mut(&inode)
+            .is_some_and(|ino| ino.live_write_overlaps(start, end))
+    })
+}
+
+/// The write-back worker's next window: takes the first queued write
+/// window out of the registry and names its range as being flushed
+/// ([`Registry::flushing`]) until [`flushed`]. `None` if nothing is queued,
+/// or the worker still flushes one.
+///
+/// Context: the write-back worker.
+pub(crate) fn take_queued() -> Option<(InodeKey, Slot)> {
+    let mut guard = registry().lock();
+    let reg = guard.get_or_insert_with(Registry::new);
+    if reg.flushing.is_some() {
+        return None;
+    }
+    let mut found = None;
+    reg.for_each(Scope::All, |loc, s| {
+        if found.is_none() && s.queued() {
+            found = Some(loc);
+        }
+    });
+    let loc = found?;
+    let slot = reg.remove(loc)?;
+    let (start, len) = slot.range();
+    reg.flushing = Some((loc.inode, start, start.saturating_add(len as i64)));
+    Some((loc.inode, slot))
+}
+
+/// The write-back worker is done with the window [`take_queued`] gave it.
+pub(crate) fn flushed() {
+    with_registry(|reg| reg.flushing = None);
+}
+
+/// Whether a write window of function `dev`'s CMB (of any CMB for `None`)
+/// holds bytes a device wrote that are not written back yet, or one is
+/// being written back.
+pub(crate) fn device_data_pending(dev: Option<DeviceKey>) -> bool {
+    let mut found = false;
+    with_registry(|reg| {
+        let scope = dev.map_or(Scope::All, Scope::Device);
+        reg.for_each(scope, |_, s| found |= s.holds_device_data());
+        found |= reg.flushing.is_some();
+    });
+    found
 }
 
 /// The cached extent of `inode` that holds byte `pos`, if known and valid
@@ -1125,6 +1377,7 @@ pub(crate) fn reap_unclaimed(now_ns: u64) -> u64 {
 pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
     let mut freed = KVec::new();
     let mut dropped = false;
+    let mut queued = false;
     {
         let mut guard = registry().lock();
         let reg = guard.get_or_insert_with(Registry::new);
@@ -1147,7 +1400,18 @@ pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
             // In bounds: `k` was just found.
             let _ = claims.remove(k);
             dropped = true;
-            if claims.is_empty() {
+            if !claims.is_empty() {
+                continue;
+            }
+            if s.holds_device_data() {
+                // Written back and freed by the worker; no new claim of
+                // the bytes meanwhile.
+                s.mark_revoking();
+                if let State::Ready { write: Some(w), .. } = &mut s.state {
+                    w.queued = true;
+                }
+                queued = true;
+            } else {
                 if let Some(slot) = reg.remove(loc) {
                     // On allocation failure the slot is dropped right here:
                     // its drop does not sleep.
@@ -1157,6 +1421,9 @@ pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
         }
     }
     drop(freed);
+    if queued {
+        ffi::flush_schedule();
+    }
     dropped
 }
 

@@ -59,9 +59,13 @@ pub enum Reason {
     WriteFsReadOnly,
     /// `DEVICE_MAP_FLAG_WRITE`: the filesystem is frozen.
     WriteFsFrozen,
-    /// `DEVICE_MAP_FLAG_WRITE` that passed every permission check: write
-    /// mappings are not implemented yet.
-    WriteUnsupported,
+    /// `DEVICE_MAP_FLAG_WRITE`: another write mapping of the file, not
+    /// given back yet, covers part of the range but not all of it: two
+    /// windows written back in either order would undo each other's bytes.
+    WriteOverlap,
+    /// `DEVICE_MAP_FLAG_WRITE`: the filesystem has no space for the blocks
+    /// of the range (`map_blocks(write)` failed with `ENOSPC`).
+    NoSpace,
     /// Private vma with write permission: it may hold copy-on-write pages
     /// that the device must not bypass.
     PrivateWritable,
@@ -124,7 +128,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order shown in debugfs.
-    pub const ALL: [Reason; 40] = [
+    pub const ALL: [Reason; 41] = [
         Reason::UnknownFlags,
         Reason::Unaligned,
         Reason::EmptyRange,
@@ -143,7 +147,8 @@ impl Reason {
         Reason::WriteAppendOnly,
         Reason::WriteFsReadOnly,
         Reason::WriteFsFrozen,
-        Reason::WriteUnsupported,
+        Reason::WriteOverlap,
+        Reason::NoSpace,
         Reason::PrivateWritable,
         Reason::Dax,
         Reason::NoBlockOps,
@@ -191,7 +196,8 @@ impl Reason {
             Reason::WriteAppendOnly => "write_append_only",
             Reason::WriteFsReadOnly => "write_fs_read_only",
             Reason::WriteFsFrozen => "write_fs_frozen",
-            Reason::WriteUnsupported => "write_unsupported",
+            Reason::WriteOverlap => "write_overlap",
+            Reason::NoSpace => "no_space",
             Reason::PrivateWritable => "private_writable",
             Reason::Dax => "dax",
             Reason::NoBlockOps => "no_block_ops",
@@ -230,7 +236,6 @@ impl Reason {
             | Reason::AtomicRouting
             | Reason::AtomicEgressBlocked
             | Reason::AtomicRequester
-            | Reason::WriteUnsupported
             | Reason::Dax
             | Reason::NoBlockOps
             | Reason::ExtentUnsupported
@@ -243,13 +248,13 @@ impl Reason {
             | Reason::WriteFdReadOnly => EACCES,
             Reason::WriteImmutable | Reason::WriteAppendOnly => EPERM,
             Reason::WriteFsReadOnly => EROFS,
-            Reason::WriteFsFrozen => EBUSY,
+            Reason::WriteFsFrozen | Reason::WriteOverlap => EBUSY,
             Reason::LeaseBroken => EBUSY,
             Reason::NoP2pProvider => ENODEV,
             Reason::PastEof => EINVAL,
             Reason::Reflinked => ENXIO,
             Reason::MapBlocksFailed | Reason::ReadFailed | Reason::FsError => EIO,
-            Reason::CmbFull => ENOSPC,
+            Reason::CmbFull | Reason::NoSpace => ENOSPC,
             Reason::TooLarge => E2BIG,
             Reason::NoP2pPath | Reason::HostBridgeRoute => EXDEV,
             Reason::PageCacheResident | Reason::CpuWrite => EBUSY,

@@ -27,17 +27,26 @@ pub enum Cause {
     /// the window (`write()`, truncate, fallocate) and had it revoked first,
     /// in its own task (`filemap_device_break_begin`): no lease break.
     LayoutChange,
+    /// A `read()`, `fsync()` or change of the range needed what a device
+    /// wrote through a write mapping (`filemap_device_sync`): the write
+    /// mapping was revoked to be written back and committed.
+    Sync,
+    /// A write window of the range was written back and committed: the
+    /// read windows holding the range's old bytes go.
+    WriteBack,
 }
 
 impl Cause {
     /// Every cause, in the order shown in debugfs.
-    pub const ALL: [Cause; 6] = [
+    pub const ALL: [Cause; 8] = [
         Cause::LeaseBreak,
         Cause::CmbPressure,
         Cause::Unload,
         Cause::DeviceRemoval,
         Cause::CpuWrite,
         Cause::LayoutChange,
+        Cause::Sync,
+        Cause::WriteBack,
     ];
 
     /// Number of causes.
@@ -52,6 +61,8 @@ impl Cause {
             Cause::DeviceRemoval => "device_removal",
             Cause::CpuWrite => "cpu_write",
             Cause::LayoutChange => "layout_change",
+            Cause::Sync => "sync",
+            Cause::WriteBack => "write_back",
         }
     }
 

@@ -275,6 +275,58 @@ static inline int umount_retry(const char *dir)
 }
 
 /*
+ * QMP requests to the host's QEMU through scripts/qmp-agent (the guest and
+ * the host share $P2PMAP_RUN): qmp_send() writes the request whole, then
+ * renames it, so the agent never sees a partial one; qmp() also waits for
+ * the reply (QEMU answers at once; 300 s bound a dead agent) and returns 0
+ * if QEMU answered "return".
+ */
+static inline int qmp_send(const char *cmd)
+{
+	const char *run = getenv("P2PMAP_RUN");
+	char req[512], tmp[520], resp[512];
+	FILE *f;
+
+	if (!run)
+		return -1;
+	snprintf(req, sizeof(req), "%s/qmp-req", run);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", req);
+	snprintf(resp, sizeof(resp), "%s/qmp-resp", run);
+	unlink(resp);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	fputs(cmd, f);
+	return fclose(f) || rename(tmp, req) ? -1 : 0;
+}
+
+static inline int qmp(const char *cmd, char *reply, size_t len)
+{
+	const char *run = getenv("P2PMAP_RUN");
+	char resp[512];
+	FILE *f;
+	int i;
+
+	if (!run || qmp_send(cmd))
+		return -1;
+	snprintf(resp, sizeof(resp), "%s/qmp-resp", run);
+	for (i = 0; i < 3000; i++) {
+		f = fopen(resp, "r");
+		if (f) {
+			size_t n = fread(reply, 1, len - 1, f);
+
+			reply[n] = 0;
+			fclose(f);
+			unlink(resp);
+			return strstr(reply, "\"return\"") ? 0 : -1;
+		}
+		usleep(100000);
+	}
+	snprintf(reply, len, "no reply from the QMP agent");
+	return -1;
+}
+
+/*
  * What a test creates beyond its process (files, swap files, child
  * processes, an unmounted filesystem), registered as it creates them, so
  * that its fixture's teardown releases them whether the test passed or an

@@ -217,7 +217,10 @@ pub(crate) fn advice(reason: &str, file: &str, size: u64) -> String {
         "map_blocks_failed" | "read_failed" => {
             "the filesystem or the NVMe failed: see the kernel log (dmesg)".into()
         }
-        "write_unsupported" => "map read-only: write mappings are not implemented yet".into(),
+        "write_overlap" => {
+            "another device holds a write mapping of part of the range: map the same range, or wait until it is given back".into()
+        }
+        "no_space" => "the filesystem has no space for the range's blocks: free some, or map a smaller range".into(),
         "write_private" | "write_vma_read_only" | "write_fd_read_only" => {
             "a write mapping needs a shared mapping with PROT_WRITE of a file opened for writing".into()
         }

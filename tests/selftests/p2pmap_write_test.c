@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Write mappings (DEVICE_MAP_FLAG_WRITE): the edu device writes a file's
+ * blocks peer to peer into a CMB window; p2pmap writes the window back to
+ * the blocks (bios on the CMB pages) and commits it (->commit_blocks())
+ * once the importer gave the mapping back. Checked with O_DIRECT (no page
+ * cache) and after a remount: the bytes and the size the device wrote,
+ * the neighbours of a partial write kept, nothing visible before the
+ * mapping is given back, a read and an fsync() waiting for the write-back,
+ * a truncate and a CPU write() during the mapping landing on top of what
+ * the device wrote.
+ *
+ * Needs: /dev/p2pmap_importer, an XFS at /mnt/p2p (its device is
+ * remounted), p2pmap loaded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "p2pmap_importer.h"
+#include "p2pmap_test_util.h"
+
+/*
+ * Bounds for hangs only (a killed test runs no teardown): measured on the
+ * 2-core development machine (TCG, KASAN), the longest test writes and
+ * reads 8 pages through edu (0.4 s each) and takes about 10 s. 180 s
+ * covers a machine several times slower.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 180
+
+#define XFS_DIR "/mnt/p2p"
+#define PAGES 4
+#define SIZE (PAGES * 4096)
+#define OLD_SEED 5	/* the file's bytes before the device writes */
+#define DEV_SEED 77	/* what the device writes */
+
+FIXTURE(write)
+{
+	int dev;
+	int fd;
+	char path[256];
+	char bdev[256];
+	void *map;
+	struct scratch s;
+};
+
+FIXTURE_SETUP(write)
+{
+	memset(&self->s, 0, sizeof(self->s));
+	self->map = MAP_FAILED;
+	self->fd = -1;
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+	ASSERT_EQ(0, mount_source(XFS_DIR, self->bdev, sizeof(self->bdev)));
+	scratch_mount(&self->s, XFS_DIR, self->bdev, "xfs");
+	self->dev = open(P2PMAP_IMPORTER_DEV, O_RDWR);
+	ASSERT_LE(0, self->dev);
+	snprintf(self->path, sizeof(self->path), XFS_DIR "/write.%d", getpid());
+	scratch_file(&self->s, "%s", self->path);
+}
+
+FIXTURE_TEARDOWN(write)
+{
+	if (self->map != MAP_FAILED)
+		munmap(self->map, SIZE);
+	if (self->fd >= 0)
+		close(self->fd);
+	close(self->dev);
+	EXPECT_EQ(0, scratch_release(&self->s));
+}
+
+/* Opens self->path (new and empty with @create) and maps SIZE bytes RW. */
+static int open_and_map(struct __test_metadata *_metadata, FIXTURE_DATA(write) *self, int create)
+{
+	self->fd = open(self->path, O_RDWR | (create ? O_CREAT | O_TRUNC : 0), 0644);
+	if (self->fd < 0)
+		return -1;
+	self->map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	return self->map == MAP_FAILED ? -1 : 0;
+}
+
+/* A write mapping of the whole of self->map, peer to peer: its handle, 0 if refused. */
+static uint32_t map_write(struct __test_metadata *_metadata, FIXTURE_DATA(write) *self)
+{
+	struct p2pmap_map m = map_req(self->map, SIZE, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+
+	if (ioctl(self->dev, P2PMAP_IOC_MAP, &m)) {
+		TH_LOG("write mapping refused: %s", strerror(errno));
+		return 0;
+	}
+	if (m.path != P2PMAP_PATH_P2P) {
+		TH_LOG("write mapping served by path %u", m.path);
+		return 0;
+	}
+	return m.handle;
+}
+
+/* The device writes [off, off + len) of the mapping with the DEV_SEED pattern. */
+static int device_write(int dev, uint32_t handle, uint64_t off, uint64_t len)
+{
+	unsigned char *b = malloc(len);
+	struct p2pmap_rw rw = {
+		.handle = handle, .offset = off, .len = len, .buf = (uintptr_t)b,
+	};
+	uint64_t i;
+	int ret;
+
+	if (!b)
+		return -1;
+	for (i = 0; i < len; i++)
+		b[i] = pattern_byte(off + i, DEV_SEED);
+	ret = ioctl(dev, P2PMAP_IOC_WRITE, &rw);
+	free(b);
+	return ret;
+}
+
+/* Reads @len bytes at @off of @path with O_DIRECT into @buf; how many came (to EOF), -1 on error. */
+static ssize_t read_direct(const char *path, void *buf, size_t len, off_t off)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, buf, len, off);
+	close(fd);
+	return n;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) ? -1 : st.st_size;
+}
+
+/* Byte @i of the file as expected: the device's in [lo, hi), else @other (a seed, or -1 for zeros). */
+static unsigned char expected(uint64_t i, uint64_t lo, uint64_t hi, int other)
+{
+	if (i >= lo && i < hi)
+		return pattern_byte(i, DEV_SEED);
+	return other < 0 ? 0 : pattern_byte(i, other);
+}
+
+/* The first @len bytes of @path (O_DIRECT) are as expected(); 0 if so. */
+static int check_file(struct __test_metadata *_metadata, const char *path, size_t len,
+		      uint64_t lo, uint64_t hi, int other)
+{
+	unsigned char *b;
+	size_t i;
+
+	if (posix_memalign((void **)&b, 4096, SIZE))
+		return -1;
+	memset(b, 0xee, SIZE);
+	if (read_direct(path, b, SIZE, 0) < (ssize_t)len) {
+		TH_LOG("O_DIRECT read of %s failed: %s", path, strerror(errno));
+		free(b);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (b[i] != expected(i, lo, hi, other)) {
+			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], expected(i, lo, hi, other));
+			free(b);
+			return -1;
+		}
+	}
+	free(b);
+	return 0;
+}
+
+/*
+ * A new, empty file: the device writes every page through a write mapping
+ * past EOF. Nothing shows before the mapping is given back (size 0, no
+ * write-back); then O_DIRECT, right after device_unmap (the read waits for
+ * the write-back), and a remount show exactly the device's bytes and size.
+ */
+TEST_F(write, new_file_written_by_the_device)
+{
+	uint64_t staged = p2pmap_stat("write_windows");
+	uint64_t written = p2pmap_stat("written_back");
+	uint32_t h;
+
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	EXPECT_EQ(staged + 1, p2pmap_stat("write_windows"));
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	/* The device's bytes read back through the device. */
+	EXPECT_EQ(0, importer_page_is(self->dev, h, 2, 2, DEV_SEED));
+	/* Not on the media before the importer gives the mapping back. */
+	EXPECT_EQ(0, file_size(self->path));
+	EXPECT_EQ(written, p2pmap_stat("written_back"));
+
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, 0, SIZE, -1));
+	EXPECT_EQ(SIZE, file_size(self->path));
+	EXPECT_EQ(written + 1, p2pmap_stat("written_back"));
+
+	/* Durable and committed: the same after a remount. */
+	munmap(self->map, SIZE);
+	self->map = MAP_FAILED;
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, umount_retry(XFS_DIR));
+	ASSERT_EQ(0, mount(self->bdev, XFS_DIR, "xfs", 0, NULL)) TH_LOG("mount: %s", strerror(errno));
+	EXPECT_EQ(SIZE, file_size(self->path));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, 0, SIZE, -1));
+}
+
+/*
+ * The device writes part of a page (part of a block) of an existing file:
+ * the window held the file's bytes, so the rest of the page, and the
+ * other pages, keep theirs; the size does not change.
+ */
+TEST_F(write, partial_page_keeps_the_neighbouring_bytes)
+{
+	const uint64_t lo = 4096 + 1000, hi = 4096 + 1000 + 700;
+	uint32_t h;
+
+	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
+	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	/* The window holds the file's current bytes. */
+	EXPECT_EQ(0, importer_page_is(self->dev, h, 1, 1, OLD_SEED));
+	ASSERT_EQ(0, device_write(self->dev, h, lo, hi - lo));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, lo, hi, OLD_SEED));
+	EXPECT_EQ(SIZE, file_size(self->path));
+}
+
+/*
+ * fsync() is the durability point: after device_unmap, fsync() returns
+ * once the window is written back and committed (the counter moved, the
+ * size is set), without a read first.
+ */
+TEST_F(write, fsync_after_unmap_waits_for_the_write_back)
+{
+	uint64_t written = p2pmap_stat("written_back");
+	uint32_t h;
+
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, 4096));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+	ASSERT_EQ(0, fsync(self->fd));
+	EXPECT_EQ(written + 1, p2pmap_stat("written_back"));
+	EXPECT_EQ(SIZE, file_size(self->path));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, 0, 4096, -1));
+}
+
+/*
+ * A truncate while the device holds a write mapping: the mapping is
+ * revoked, what the device wrote is committed first, then the truncate
+ * cuts it: the bytes below the new size are the device's.
+ */
+TEST_F(write, truncate_keeps_the_device_bytes_below_the_new_size)
+{
+	const off_t new_size = 2 * 4096 + 100;
+	struct p2pmap_status st;
+	uint32_t h;
+
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	ASSERT_EQ(0, ftruncate(self->fd, new_size));
+	ASSERT_EQ(0, importer_status(self->dev, h, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(new_size, file_size(self->path));
+	EXPECT_EQ(0, check_file(_metadata, self->path, new_size, 0, SIZE, -1));
+}
+
+/*
+ * A CPU write() into the range while the device holds a write mapping:
+ * the mapping is revoked and written back first, then the CPU's bytes
+ * land on top of the device's.
+ */
+TEST_F(write, cpu_write_lands_on_top_of_the_device_bytes)
+{
+	const char cpu[] = "written by the CPU";
+	const off_t at = 4096 + 10;
+	unsigned char *b;
+	struct p2pmap_status st;
+	uint32_t h;
+	size_t i;
+
+	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
+	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	ASSERT_EQ((ssize_t)sizeof(cpu), pwrite(self->fd, cpu, sizeof(cpu), at));
+	ASSERT_EQ(0, importer_status(self->dev, h, &st));
+	EXPECT_EQ(1, st.revoked);
+	ASSERT_EQ(0, fsync(self->fd));
+	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
+	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
+	for (i = 0; i < SIZE; i++) {
+		unsigned char want = i >= (size_t)at && i < at + sizeof(cpu) ?
+			(unsigned char)cpu[i - at] : pattern_byte(i, DEV_SEED);
+
+		if (b[i] != want) {
+			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
+			break;
+		}
+	}
+	EXPECT_EQ(SIZE, i);
+	free(b);
+}
+
+/*
+ * Two write mappings of overlapping ranges that neither holds: the second
+ * is refused (two windows written back in either order would undo each
+ * other's bytes); once the first is given back, it is served.
+ */
+TEST_F(write, overlapping_write_mappings_are_refused)
+{
+	uint64_t refused = p2pmap_stat("refused_write_overlap");
+	struct p2pmap_map m;
+	uint32_t h;
+
+	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
+	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
+	m = map_req(self->map, 2 * 4096, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	h = m.handle;
+	m = map_req((char *)self->map + 4096, 2 * 4096, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(-1, ioctl(self->dev, P2PMAP_IOC_MAP, &m));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(refused + 1, p2pmap_stat("refused_write_overlap"));
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &h));
+	m = map_req((char *)self->map + 4096, 2 * 4096, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m)) TH_LOG("MAP: %s", strerror(errno));
+	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
+}
+
+TEST_HARNESS_MAIN
