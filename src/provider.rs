@@ -83,6 +83,16 @@ impl Provider for P2pProvider {
     /// before the importers were invalidated), and a window being staged
     /// for the inode is thrown away when it is published.
     fn mkwrite(file: &File, pos: i64, len: usize) {
+        let inode = ffi::inode_key(file);
+        let end = pos.saturating_add(len as i64);
+        // What a device wrote into the page goes to the file first: its
+        // commit drops the page the CPU is about to write (read before),
+        // the fault finds it gone and is retried (iomap_page_mkwrite()
+        // returns VM_FAULT_NOPAGE), and the CPU's store lands on a page
+        // read after the commit, on top of the device's bytes.
+        if len > 0 && windows::written(inode, pos, end) {
+            writeback::sync(inode, pos, end);
+        }
         // Every write fault of an XFS shared mapping comes here. Without a
         // lease of p2pmap on the inode no window of it exists, and none is
         // being staged past `take_lease()`: a slow path before it reads
@@ -90,11 +100,9 @@ impl Provider for P2pProvider {
         // extent cache is keyed by the lease generation that follows).
         // Recording only leased inodes keeps the history of changes to the
         // files that matter.
-        let inode = ffi::inode_key(file);
         if len == 0 || !windows::lease_held(inode) {
             return;
         }
-        let end = pos.saturating_add(len as i64);
         changes::note_change(inode, pos, end, ChangeKind::CpuWrite);
         let scope = Scope::Range {
             inode,
@@ -558,7 +566,9 @@ fn stage_write(
 /// [`revoke::PENDING_FREE_WAIT_MS`]: four processes under pressure were
 /// refused `cmb_full` for windows that fit when such a round gave up
 /// (measured: every refusal was a round with nothing left to revoke and
-/// the CMB full of p2pmap's windows).
+/// the CMB full of p2pmap's windows). Revoked write windows are freed only
+/// after their write-back: a round waits for them, however long that takes,
+/// before it revokes more.
 ///
 /// Context: slow path; sleeps. Holds none of p2pmap's locks.
 fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
@@ -587,6 +597,14 @@ fn alloc_window(nvme: &Nvme, len: usize) -> Result<CmbBuf, Reason> {
     let mut round = 0;
     while let Some(bytes) = revoke::evict_round_bytes(round, missing, len) {
         round += 1;
+        // Write windows revoked by an earlier round free their space once
+        // written back: wait for that rather than revoke more.
+        if writeback::wait_queued_freed(nvme.key(), seen) {
+            seen = ffi::cmb_frees();
+            if let Some(buf) = CmbBuf::alloc(nvme, len) {
+                return Ok(buf);
+            }
+        }
         if !revocation::revoke_lru(nvme.key(), bytes)
             && (windows::bytes_on_device(nvme.key()) == 0
                 || !ffi::wait_cmb_freed(seen, revoke::PENDING_FREE_WAIT_MS))

@@ -516,8 +516,8 @@ pub(crate) struct Registry {
     unclaimed: Unclaimed,
     next_seq: u64,
     /// The write window the write-back worker took out of the registry and
-    /// is writing back: its inode and byte range. One at a time.
-    flushing: Option<(InodeKey, i64, i64)>,
+    /// is writing back: its inode, byte range and CMB. One at a time.
+    flushing: Option<(InodeKey, i64, i64, DeviceKey)>,
 }
 
 impl Registry {
@@ -526,7 +526,7 @@ impl Registry {
     fn write_back_pending(&mut self, inode: InodeKey, start: i64, end: i64) -> bool {
         if self
             .flushing
-            .is_some_and(|(i, s, e)| i == inode && revoke::overlaps(s, e, start, end))
+            .is_some_and(|(i, s, e, _)| i == inode && revoke::overlaps(s, e, start, end))
         {
             return true;
         }
@@ -782,6 +782,14 @@ impl Slot {
             State::Ready {
                 buf, lease, write, ..
             } => Some((&*buf, lease.file(), write.as_deref_mut())),
+            State::Refused(_) => None,
+        }
+    }
+
+    /// The function whose CMB holds the window.
+    fn device(&self) -> Option<DeviceKey> {
+        match &self.state {
+            State::Ready { buf, .. } => Some(buf.device_key()),
             State::Refused(_) => None,
         }
     }
@@ -1143,13 +1151,26 @@ pub(crate) fn take_queued() -> Option<(InodeKey, Slot)> {
     let loc = found?;
     let slot = reg.remove(loc)?;
     let (start, len) = slot.range();
-    reg.flushing = Some((loc.inode, start, start.saturating_add(len as i64)));
+    let dev = slot.device()?;
+    reg.flushing = Some((loc.inode, start, start.saturating_add(len as i64), dev));
     Some((loc.inode, slot))
 }
 
 /// The write-back worker is done with the window [`take_queued`] gave it.
 pub(crate) fn flushed() {
     with_registry(|reg| reg.flushing = None);
+}
+
+/// Whether a write window of function `dev`'s CMB was given back and waits
+/// for its write-back, or is being written back: its CMB space is freed
+/// once that is done.
+pub(crate) fn write_back_queued(dev: DeviceKey) -> bool {
+    let mut found = false;
+    with_registry(|reg| {
+        reg.for_each(Scope::Device(dev), |_, s| found |= s.queued());
+        found |= reg.flushing.is_some_and(|f| f.3 == dev);
+    });
+    found
 }
 
 /// Whether a write window of function `dev`'s CMB (of any CMB for `None`)

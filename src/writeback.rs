@@ -96,10 +96,10 @@ fn write_back(inode: InodeKey, slot: &mut Slot) {
             ffi::set_mapping_error(file, EIO);
             STATS.write_back_failed();
             pr_warn!(
-                "write-back of {} bytes at file offset {:#x} failed ({:?}): what the device wrote is lost\n",
+                "write-back of {} bytes at file offset {:#x} failed (errno {}): what the device wrote is lost\n",
                 len,
                 start,
-                e
+                e.to_errno()
             );
         }
     }
@@ -158,6 +158,23 @@ pub(crate) fn wait_pending(inode: InodeKey, start: i64, end: i64) -> bool {
     STATS.write_back_wait();
     wait_while(|| windows::write_back_pending(inode, start, end));
     true
+}
+
+/// CMB pressure: if write windows of function `dev`'s CMB were given back
+/// (revoked by an earlier round) and wait for their write-back, waits until
+/// a window of the CMB is freed after snapshot `seen` of
+/// [`ffi::cmb_frees`], as long as write-backs remain (they end with a
+/// free: a slow write-back is waited for, not taken for a full CMB).
+/// Returns whether a window was freed.
+///
+/// Context: process (the slow path); sleeps; hold no lock.
+pub(crate) fn wait_queued_freed(dev: DeviceKey, seen: u32) -> bool {
+    while windows::write_back_queued(dev) {
+        if ffi::wait_cmb_freed(seen, WAIT_STEP_MS) {
+            return true;
+        }
+    }
+    ffi::cmb_frees() != seen
 }
 
 /// Steps of [`WAIT_STEP_MS`] a device removal or unload waits at most for

@@ -402,6 +402,68 @@ TEST_F(fault, media_error_while_staging)
 }
 
 /*
+ * The media fails while p2pmap writes a write window back (every bio to
+ * the XFS device fails, the write-back worker's too): the loss is counted
+ * (write_back_failed) and logged, fsync() returns EIO, nothing hangs, and
+ * after a remount the file is as before the mapping (empty: the unwritten
+ * extents the mapping allocated were never committed).
+ */
+TEST_F(fault, media_error_during_write_back)
+{
+	uint64_t lost = p2pmap_stat("write_back_failed");
+	char name[128], path[256], buf[4096];
+	struct p2pmap_map m;
+	struct p2pmap_rw rw;
+	const char *dev;
+	struct stat sb;
+	void *p;
+	int fd;
+
+	dev = strrchr(self->src, '/');
+	ASSERT_NE(NULL, dev);
+	snprintf(name, sizeof(name), "%s", dev + 1);
+	snprintf(path, sizeof(path), XFS_DIR "/fault_w");
+	scratch_file(&self->s, "%s", path);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	p = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, fsync(fd));
+	m = map_req(p, SIZE, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m)) TH_LOG("write MAP: %s", strerror(errno));
+	ASSERT_EQ(P2PMAP_PATH_P2P, m.path);
+	memset(buf, 0x77, sizeof(buf));
+	rw = (struct p2pmap_rw){ .handle = m.handle, .len = sizeof(buf), .buf = (uintptr_t)buf };
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_WRITE, &rw));
+
+	/* Every bio to the XFS device fails from here, whoever submits it. */
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "task-filter", "N"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "interval", "1"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "times", "-1"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "verbose", "0"));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "probability", "100"));
+	snprintf(self->fail_disk, sizeof(self->fail_disk), "/sys/class/block/%s/make-it-fail", name);
+	ASSERT_EQ(0, write_knob(self->fail_disk, 1)) TH_LOG("%s", self->fail_disk);
+	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
+	EXPECT_EQ(0, wait_stat("write_back_failed", lost + 1, 120));
+	ASSERT_EQ(0, write_knob(self->fail_disk, 0));
+	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "probability", "0"));
+	EXPECT_EQ(-1, fsync(fd));
+	EXPECT_EQ(EIO, errno);
+	munmap(p, SIZE);
+	close(fd);
+
+	/* Nothing of the window was committed. */
+	tfile_close(&self->a);
+	tfile_close(&self->b);
+	tfile_close(&self->c);
+	ASSERT_EQ(0, umount_retry(XFS_DIR)) TH_LOG("umount: %s", strerror(errno));
+	ASSERT_EQ(0, mount(self->src, XFS_DIR, "xfs", 0, NULL)) TH_LOG("mount: %s", strerror(errno));
+	ASSERT_EQ(0, stat(path, &sb));
+	EXPECT_EQ(0, sb.st_size);
+}
+
+/*
  * Every slab allocation on the path of a MAP fails, one at a time: the
  * importer's, the helper's (patch 0011), p2pmap's, the lease's and the
  * filesystem's. failslab (filtered to this thread) skips "space" bytes of

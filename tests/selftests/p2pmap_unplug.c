@@ -12,7 +12,9 @@
  * is freed, the load processes see errors but neither they nor the kernel
  * crash or hang. A pinned range (DEVICE_MAP_FLAG_PIN: a dma_buf the edu
  * device imported, whose fd is still open) is revoked the same way: its
- * importer invalidated, its windows freed, the buffer maps no more.
+ * importer invalidated, its windows freed, the buffer maps no more. A
+ * write mapping the device wrote is revoked too and written back (or its
+ * loss reported: counted, fsync() EIO) before the controller goes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -115,7 +117,11 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	struct p2pmap_status st = { 0 };
 	struct p2pmap_import imp = { 0 };
 	struct p2pmap_map pm;
-	uint64_t removals, pins_revoked;
+	uint64_t removals, pins_revoked, written, lost;
+	struct p2pmap_map wm;
+	char wpath[256];
+	int wfd;
+	void *wp;
 	char ppath[256];
 	int pfd, buf_fd;
 	void *pp;
@@ -168,6 +174,26 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	close(pfd);
 	pins_revoked = p2pmap_stat("pins_revoked");
 
+	/* A write mapping of a new file, written by the device and kept. */
+	snprintf(wpath, sizeof(wpath), XFS_DIR "/written.%d", getpid());
+	wfd = open(wpath, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, wfd);
+	wp = mmap(NULL, 8 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, wfd, 0);
+	ASSERT_NE(MAP_FAILED, wp);
+	wm = map_req(wp, 8 * 4096, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_MAP, &wm)) TH_LOG("write MAP: %s", strerror(errno));
+	ASSERT_EQ(P2PMAP_PATH_P2P, wm.path);
+	memset(buf, 0x5a, sizeof(buf));
+	{
+		struct p2pmap_rw rw = {
+			.handle = wm.handle, .offset = 100, .len = sizeof(buf), .buf = (uintptr_t)buf,
+		};
+
+		ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_WRITE, &rw));
+	}
+	written = p2pmap_stat("written_back");
+	lost = p2pmap_stat("write_back_failed");
+
 	ASSERT_EQ(0, pipe(ready));
 	for (i = 0; i < LOADERS; i++) {
 		pids[i] = fork();
@@ -204,6 +230,20 @@ TEST_F_TIMEOUT(unplug, device_del_of_the_nvme_with_live_mappings, 900)
 	EXPECT_EQ(-1, importer_read(dev, pm.handle, 0, sizeof(buf), buf));
 	EXPECT_EQ(ESTALE, errno);
 	EXPECT_EQ(pins_revoked + 1, p2pmap_stat("pins_revoked"));
+	/* the write mapping too: written back before the controller went, or reported lost */
+	st.handle = wm.handle;
+	ASSERT_EQ(0, ioctl(dev, P2PMAP_IOC_STATUS, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(written + lost + 1,
+		  p2pmap_stat("written_back") + p2pmap_stat("write_back_failed"));
+	TH_LOG("write mapping at removal: %llu written back, %llu lost",
+	       (unsigned long long)(p2pmap_stat("written_back") - written),
+	       (unsigned long long)(p2pmap_stat("write_back_failed") - lost));
+	if (p2pmap_stat("write_back_failed") != lost)
+		EXPECT_EQ(-1, fsync(wfd));
+	EXPECT_EQ(0, ioctl(dev, P2PMAP_IOC_UNMAP, &wm.handle));
+	munmap(wp, 8 * 4096);
+	close(wfd);
 	imp.fd = buf_fd;
 	EXPECT_EQ(-1, ioctl(dev, P2PMAP_IOC_IMPORT, &imp));
 	EXPECT_EQ(ENODEV, errno);

@@ -321,6 +321,51 @@ TEST_F(write, cpu_write_lands_on_top_of_the_device_bytes)
 }
 
 /*
+ * A CPU store through a shared mapping of the range while the device holds
+ * a write mapping (the page read before, so the CPU's page holds the old
+ * bytes): the mapping is revoked and written back before the page becomes
+ * writable, the commit drops the old page, the fault is retried on a page
+ * read after the commit, and the CPU's bytes end on top of the device's,
+ * whose other bytes of the page stay.
+ */
+TEST_F(write, cpu_store_through_mmap_lands_on_top)
+{
+	const char cpu[] = "stored by the CPU";
+	const size_t at = 2 * 4096 + 10;
+	volatile unsigned char old;
+	struct p2pmap_status st;
+	unsigned char *b;
+	uint32_t h;
+	size_t i;
+
+	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
+	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	/* The CPU reads the page first: its page cache holds the old bytes. */
+	old = ((unsigned char *)self->map)[at];
+	EXPECT_EQ(pattern_byte(at, OLD_SEED), old);
+	memcpy((char *)self->map + at, cpu, sizeof(cpu));
+	ASSERT_EQ(0, importer_status(self->dev, h, &st));
+	EXPECT_EQ(1, st.revoked);
+	ASSERT_EQ(0, msync(self->map, SIZE, MS_SYNC));
+	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
+	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
+	for (i = 0; i < SIZE; i++) {
+		unsigned char want = i >= at && i < at + sizeof(cpu) ?
+			(unsigned char)cpu[i - at] : pattern_byte(i, DEV_SEED);
+
+		if (b[i] != want) {
+			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
+			break;
+		}
+	}
+	EXPECT_EQ(SIZE, i);
+	free(b);
+}
+
+/*
  * Two write mappings of overlapping ranges that neither holds: the second
  * is refused (two windows written back in either order would undo each
  * other's bytes); once the first is given back, it is served.
@@ -344,6 +389,105 @@ TEST_F(write, overlapping_write_mappings_are_refused)
 	m = map_req((char *)self->map + 4096, 2 * 4096, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
 	EXPECT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m)) TH_LOG("MAP: %s", strerror(errno));
 	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
+}
+
+#define BIG (256UL << 20)	/* four times the 64 MiB CMB */
+#define CHUNK (16UL << 20)
+#define NCHUNK (BIG / CHUNK)
+
+/* The page of chunk @c that the device writes. */
+static size_t sample_page(size_t c)
+{
+	return (c * 37 + 5) % (CHUNK / 4096);
+}
+
+/* The device writes page @page of mapping @handle with the pattern of file offset @file_off. */
+static int device_write_page(int dev, uint32_t handle, size_t page, uint64_t file_off)
+{
+	unsigned char b[4096];
+	struct p2pmap_rw rw = {
+		.handle = handle, .offset = page * 4096, .len = sizeof(b), .buf = (uintptr_t)b,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(b); i++)
+		b[i] = pattern_byte(file_off + i, DEV_SEED);
+	return ioctl(dev, P2PMAP_IOC_WRITE, &rw);
+}
+
+/*
+ * CMB pressure with write windows: a new 256 MiB file written through
+ * sixteen 16 MiB write mappings, all kept, through the 64 MiB CMB: the
+ * mappings staged later revoke the older ones, whose windows are written
+ * back before their space is reused. Nothing is lost and nothing is
+ * refused: each page the device wrote reads back through the device (a
+ * read mapping of it) and the whole file, with O_DIRECT, is exactly those
+ * pages and zeros.
+ */
+TEST_F_TIMEOUT(write, cmb_pressure_loses_nothing, 1800)
+{
+	uint64_t pressure = p2pmap_stat("revocations_cmb_pressure");
+	uint64_t failed = p2pmap_stat("write_back_failed");
+	uint64_t written = p2pmap_stat("written_back");
+	uint64_t full = p2pmap_stat("refused_cmb_full");
+	unsigned char *big, *b;
+	uint32_t h[NCHUNK];
+	size_t c, i, bad = 0;
+	int fd;
+
+	fd = open(self->path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, fd);
+	big = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, big);
+	for (c = 0; c < NCHUNK; c++) {
+		struct p2pmap_map m = map_req(big + c * CHUNK, CHUNK,
+					      P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+
+		ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m)) TH_LOG("chunk %zu: %s", c, strerror(errno));
+		ASSERT_EQ(P2PMAP_PATH_P2P, m.path);
+		h[c] = m.handle;
+		ASSERT_EQ(0, device_write_page(self->dev, h[c], sample_page(c),
+					       c * CHUNK + sample_page(c) * 4096));
+	}
+	for (c = 0; c < NCHUNK; c++)
+		ioctl(self->dev, P2PMAP_IOC_UNMAP, &h[c]);
+	EXPECT_LT(pressure, p2pmap_stat("revocations_cmb_pressure"));
+	EXPECT_EQ(full, p2pmap_stat("refused_cmb_full"));
+
+	/* Through the device: a read mapping of each written page and the next. */
+	for (c = 0; c < NCHUNK; c++) {
+		size_t p = c * (CHUNK / 4096) + sample_page(c);
+		struct p2pmap_map m = map_req(big + p * 4096, 2 * 4096, P2PMAP_MAP_NO_FALLBACK);
+
+		ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_MAP, &m)) TH_LOG("page %zu: %s", p, strerror(errno));
+		EXPECT_EQ(0, importer_page_is(self->dev, m.handle, 0, p, DEV_SEED)) TH_LOG("page %zu", p);
+		ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle);
+	}
+	EXPECT_EQ(written + NCHUNK, p2pmap_stat("written_back"));
+	EXPECT_EQ(failed, p2pmap_stat("write_back_failed"));
+
+	/* All of it with O_DIRECT. */
+	EXPECT_EQ((off_t)BIG, file_size(self->path));
+	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, CHUNK));
+	for (c = 0; c < NCHUNK; c++) {
+		size_t page = sample_page(c);
+		int dfd = open(self->path, O_RDONLY | O_DIRECT);
+
+		ASSERT_LE(0, dfd);
+		ASSERT_EQ((ssize_t)CHUNK, pread(dfd, b, CHUNK, c * CHUNK));
+		close(dfd);
+		for (i = 0; i < CHUNK; i++) {
+			unsigned char want = i / 4096 == page ?
+				pattern_byte(c * CHUNK + i, DEV_SEED) : 0;
+
+			if (b[i] != want && bad++ < 4)
+				TH_LOG("file byte %zu: %#x, expected %#x", c * CHUNK + i, b[i], want);
+		}
+	}
+	EXPECT_EQ(0, bad);
+	free(b);
+	munmap(big, BIG);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN
