@@ -43,7 +43,6 @@ use crate::{
     logic::revoke::{self, Cause, Span},
     stats::STATS,
     windows::{self, Revoked},
-    writeback,
 };
 
 pub(crate) use crate::windows::Scope;
@@ -119,7 +118,7 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
         Scope::Device(dev) => settle_device(dev, n),
         Scope::All => {
             // What devices wrote goes to the files before the windows go.
-            writeback::settle(None);
+            windows::settle_write_backs(None);
             windows::drain(scope);
         }
         // Nothing revoked in the range: nothing to free (the fault path).
@@ -201,7 +200,7 @@ fn settle_device(dev: DeviceKey, n: usize) {
     }
     // The controller still works until its driver unbinds: what devices
     // wrote into its CMB goes to the media first.
-    writeback::settle(Some(dev));
+    windows::settle_write_backs(Some(dev));
     let stuck = windows::drain(Scope::Device(dev));
     if n > 0 {
         pr_info!("revoked {n} windows of a CMB being removed\n");

@@ -1173,6 +1173,31 @@ pub(crate) fn write_back_queued(dev: DeviceKey) -> bool {
     found
 }
 
+/// Milliseconds a device removal or unload sleeps between two looks at the
+/// write-backs it waits for (a window freed wakes it sooner).
+const SETTLE_STEP_MS: u32 = 100;
+
+/// Steps of [`SETTLE_STEP_MS`] a device removal or unload waits at most for
+/// write-backs: 60 s.
+const SETTLE_STEPS: u32 = 600;
+
+/// Before the windows of function `dev`'s CMB (of every CMB for `None`)
+/// are freed (device removal, unload): waits for the write-back of what
+/// devices wrote there (see [`crate::writeback`]), at most 60 s; what is
+/// left then is lost, and reported when freed.
+///
+/// Context: process; sleeps; hold no lock.
+pub(crate) fn settle_write_backs(dev: Option<DeviceKey>) {
+    for _ in 0..SETTLE_STEPS {
+        let seen = ffi::cmb_frees();
+        if !device_data_pending(dev) {
+            return;
+        }
+        ffi::wait_cmb_freed(seen, SETTLE_STEP_MS);
+    }
+    pr_warn!("write-back still pending after 60 s; freeing the windows\n");
+}
+
 /// Whether a write window of function `dev`'s CMB (of any CMB for `None`)
 /// holds bytes a device wrote that are not written back yet, or one is
 /// being written back.

@@ -176,24 +176,3 @@ pub(crate) fn wait_queued_freed(dev: DeviceKey, seen: u32) -> bool {
     }
     ffi::cmb_frees() != seen
 }
-
-/// Steps of [`WAIT_STEP_MS`] a device removal or unload waits at most for
-/// write-backs: 60 s.
-const SETTLE_STEPS: u32 = 600;
-
-/// Before the windows of function `dev`'s CMB (of every CMB for `None`)
-/// are freed (device removal, unload): waits for the write-back of what
-/// devices wrote there, at most 60 s; what is left then is lost, and
-/// reported when freed.
-///
-/// Context: process; sleeps; hold no lock.
-pub(crate) fn settle(dev: Option<DeviceKey>) {
-    for _ in 0..SETTLE_STEPS {
-        let seen = ffi::cmb_frees();
-        if !windows::device_data_pending(dev) {
-            return;
-        }
-        ffi::wait_cmb_freed(seen, WAIT_STEP_MS);
-    }
-    pr_warn!("write-back still pending after 60 s; freeing the windows\n");
-}

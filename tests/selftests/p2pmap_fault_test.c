@@ -123,6 +123,23 @@ struct tfile {
 	void *map;
 };
 
+/*
+ * Makes every bio to block device @name fail (fail_make_request; with
+ * @task_filter "Y" only those of tasks with make-it-fail set); @knob gets
+ * the disk's make-it-fail path, for the teardown to clear. 0 if set.
+ */
+static int fail_disk_requests(char *knob, size_t len, const char *name, const char *task_filter)
+{
+	if (inject_attr(FAIL_MAKE_REQUEST, "task-filter", task_filter) ||
+	    inject_attr(FAIL_MAKE_REQUEST, "interval", "1") ||
+	    inject_attr(FAIL_MAKE_REQUEST, "times", "-1") ||
+	    inject_attr(FAIL_MAKE_REQUEST, "verbose", "0") ||
+	    inject_attr(FAIL_MAKE_REQUEST, "probability", "100"))
+		return -1;
+	snprintf(knob, len, "/sys/class/block/%s/make-it-fail", name);
+	return write_knob(knob, 1);
+}
+
 FIXTURE(fault)
 {
 	int dev;
@@ -372,13 +389,7 @@ TEST_F(fault, media_error_while_staging)
 	cmb_before = p2pmap_stat("cmb_bytes_used");
 
 	/* Every bio of this thread to the XFS device fails, no others. */
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "task-filter", "Y"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "interval", "1"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "times", "-1"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "verbose", "0"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "probability", "100"));
-	snprintf(self->fail_disk, sizeof(self->fail_disk), "/sys/class/block/%s/make-it-fail", name);
-	ASSERT_EQ(0, write_knob(self->fail_disk, 1)) TH_LOG("%s", self->fail_disk);
+	ASSERT_EQ(0, fail_disk_requests(self->fail_disk, sizeof(self->fail_disk), name, "Y"));
 	ASSERT_EQ(0, write_knob("/proc/thread-self/make-it-fail", 1));
 
 	read_stats(before, sizeof(before));
@@ -437,13 +448,7 @@ TEST_F(fault, media_error_during_write_back)
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_WRITE, &rw));
 
 	/* Every bio to the XFS device fails from here, whoever submits it. */
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "task-filter", "N"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "interval", "1"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "times", "-1"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "verbose", "0"));
-	ASSERT_EQ(0, inject_attr(FAIL_MAKE_REQUEST, "probability", "100"));
-	snprintf(self->fail_disk, sizeof(self->fail_disk), "/sys/class/block/%s/make-it-fail", name);
-	ASSERT_EQ(0, write_knob(self->fail_disk, 1)) TH_LOG("%s", self->fail_disk);
+	ASSERT_EQ(0, fail_disk_requests(self->fail_disk, sizeof(self->fail_disk), name, "N"));
 	ASSERT_EQ(0, ioctl(self->dev, P2PMAP_IOC_UNMAP, &m.handle));
 	EXPECT_EQ(0, wait_stat("write_back_failed", lost + 1, 120));
 	ASSERT_EQ(0, write_knob(self->fail_disk, 0));

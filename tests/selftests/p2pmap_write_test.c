@@ -178,6 +178,32 @@ static int check_file(struct __test_metadata *_metadata, const char *path, size_
 	return 0;
 }
 
+/* The first SIZE bytes of @path (O_DIRECT) are the device's, with the @n bytes of @cpu at @at on top; 0 if so. */
+static int check_cpu_on_top(struct __test_metadata *_metadata, const char *path, size_t at,
+			    const char *cpu, size_t n)
+{
+	unsigned char *b;
+	size_t i;
+
+	if (posix_memalign((void **)&b, 4096, SIZE))
+		return -1;
+	if (read_direct(path, b, SIZE, 0) != SIZE) {
+		free(b);
+		return -1;
+	}
+	for (i = 0; i < SIZE; i++) {
+		unsigned char want = i >= at && i < at + n ?
+			(unsigned char)cpu[i - at] : pattern_byte(i, DEV_SEED);
+
+		if (b[i] != want) {
+			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
+			break;
+		}
+	}
+	free(b);
+	return i == SIZE ? 0 : -1;
+}
+
 /*
  * A new, empty file: the device writes every page through a write mapping
  * past EOF. Nothing shows before the mapping is given back (size 0, no
@@ -291,10 +317,8 @@ TEST_F(write, cpu_write_lands_on_top_of_the_device_bytes)
 {
 	const char cpu[] = "written by the CPU";
 	const off_t at = 4096 + 10;
-	unsigned char *b;
 	struct p2pmap_status st;
 	uint32_t h;
-	size_t i;
 
 	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
 	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
@@ -305,19 +329,7 @@ TEST_F(write, cpu_write_lands_on_top_of_the_device_bytes)
 	ASSERT_EQ(0, importer_status(self->dev, h, &st));
 	EXPECT_EQ(1, st.revoked);
 	ASSERT_EQ(0, fsync(self->fd));
-	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
-	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
-	for (i = 0; i < SIZE; i++) {
-		unsigned char want = i >= (size_t)at && i < at + sizeof(cpu) ?
-			(unsigned char)cpu[i - at] : pattern_byte(i, DEV_SEED);
-
-		if (b[i] != want) {
-			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
-			break;
-		}
-	}
-	EXPECT_EQ(SIZE, i);
-	free(b);
+	EXPECT_EQ(0, check_cpu_on_top(_metadata, self->path, at, cpu, sizeof(cpu)));
 }
 
 /*
@@ -334,9 +346,7 @@ TEST_F(write, cpu_store_through_mmap_lands_on_top)
 	const size_t at = 2 * 4096 + 10;
 	volatile unsigned char old;
 	struct p2pmap_status st;
-	unsigned char *b;
 	uint32_t h;
-	size_t i;
 
 	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
 	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
@@ -350,19 +360,7 @@ TEST_F(write, cpu_store_through_mmap_lands_on_top)
 	ASSERT_EQ(0, importer_status(self->dev, h, &st));
 	EXPECT_EQ(1, st.revoked);
 	ASSERT_EQ(0, msync(self->map, SIZE, MS_SYNC));
-	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
-	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
-	for (i = 0; i < SIZE; i++) {
-		unsigned char want = i >= at && i < at + sizeof(cpu) ?
-			(unsigned char)cpu[i - at] : pattern_byte(i, DEV_SEED);
-
-		if (b[i] != want) {
-			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
-			break;
-		}
-	}
-	EXPECT_EQ(SIZE, i);
-	free(b);
+	EXPECT_EQ(0, check_cpu_on_top(_metadata, self->path, at, cpu, sizeof(cpu)));
 }
 
 /*
