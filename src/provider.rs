@@ -83,16 +83,11 @@ impl Provider for P2pProvider {
     /// before the importers were invalidated), and a window being staged
     /// for the inode is thrown away when it is published.
     fn mkwrite(file: &File, pos: i64, len: usize) {
+        if len == 0 {
+            return;
+        }
         let inode = ffi::inode_key(file);
         let end = pos.saturating_add(len as i64);
-        // What a device wrote into the page goes to the file first: its
-        // commit drops the page the CPU is about to write (read before),
-        // the fault finds it gone and is retried (iomap_page_mkwrite()
-        // returns VM_FAULT_NOPAGE), and the CPU's store lands on a page
-        // read after the commit, on top of the device's bytes.
-        if len > 0 && windows::written(inode, pos, end) {
-            writeback::sync(inode, pos, end);
-        }
         // Every write fault of an XFS shared mapping comes here. Without a
         // lease of p2pmap on the inode no window of it exists, and none is
         // being staged past `take_lease()`: a slow path before it reads
@@ -100,16 +95,25 @@ impl Provider for P2pProvider {
         // extent cache is keyed by the lease generation that follows).
         // Recording only leased inodes keeps the history of changes to the
         // files that matter.
-        if len == 0 || !windows::lease_held(inode) {
-            return;
+        if windows::lease_held(inode) {
+            changes::note_change(inode, pos, end, ChangeKind::CpuWrite);
+            let scope = Scope::Range {
+                inode,
+                start: pos,
+                end,
+            };
+            revocation::revoke(scope, Cause::CpuWrite, ffi::now_ns(), Through::Store(file));
         }
-        changes::note_change(inode, pos, end, ChangeKind::CpuWrite);
-        let scope = Scope::Range {
-            inode,
-            start: pos,
-            end,
-        };
-        revocation::revoke(scope, Cause::CpuWrite, ffi::now_ns(), Through::Store(file));
+        // What a device wrote into the page goes to the file first (asked
+        // after the revocation: no write mapping of the page can be handed
+        // out in between): its commit drops the page the CPU is about to
+        // write (read before), the fault finds it gone and is retried
+        // (iomap_page_mkwrite() returns VM_FAULT_NOPAGE), and the CPU's
+        // store lands on a page read after the commit, on top of the
+        // device's bytes.
+        if windows::written(inode, pos, end) {
+            writeback::sync(inode, pos, end);
+        }
     }
 
     /// XFS is about to change `[start, end)` of `inode` (`write()`,

@@ -118,6 +118,7 @@ pub(crate) fn revoke(scope: Scope, cause: Cause, since_ns: u64, through: Through
         Scope::Device(dev) => settle_device(dev, n),
         Scope::All => {
             // What devices wrote goes to the files before the windows go.
+            windows::queue_written(Scope::All);
             windows::settle_write_backs(None);
             windows::drain(scope);
         }
@@ -199,7 +200,9 @@ fn settle_device(dev: DeviceKey, n: usize) {
         fsleep(Delta::from_millis(10));
     }
     // The controller still works until its driver unbinds: what devices
-    // wrote into its CMB goes to the media first.
+    // wrote into its CMB goes to the media first, also from write windows
+    // whose importers did not give them back.
+    windows::queue_written(Scope::Device(dev));
     windows::settle_write_backs(Some(dev));
     let stuck = windows::drain(Scope::Device(dev));
     if n > 0 {

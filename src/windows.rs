@@ -425,12 +425,13 @@ impl Inode {
         found
     }
 
-    /// Whether a write window not being revoked overlaps `[start, end)`:
-    /// another write mapping of a part of the range.
+    /// Whether a write window that may still be written overlaps `[start,
+    /// end)`: one not being revoked, or one a device may have written that
+    /// is not written back yet (revoked but still claimed, or queued).
     fn live_write_overlaps(&mut self, start: i64, end: i64) -> bool {
         let mut found = false;
         self.for_each_overlapping(start, end, |_, s| {
-            found |= s.is_write() && !s.revoking();
+            found |= s.is_write() && (!s.revoking() || s.holds_device_data());
         });
         found
     }
@@ -555,11 +556,18 @@ impl Registry {
     /// goes with its last slot and its lease. Drop the slot after unlocking
     /// where possible (its drop does not sleep, nor take this lock).
     fn remove(&mut self, loc: Loc) -> Option<Slot> {
+        self.take_out(loc, false)
+    }
+
+    /// [`Self::remove`]; with `keep_lease`, the slot keeps its hold on the
+    /// inode's lease, given back when it is dropped (the write-back worker:
+    /// breakers of the lease wait for its commit).
+    fn take_out(&mut self, loc: Loc, keep_lease: bool) -> Option<Slot> {
         let ino = self.inodes.get_mut(&loc.inode)?;
         let mut slot = ino.slots.remove(&loc.slot)?;
         let released = match &mut slot.state {
-            State::Ready { lease, .. } => lease.put_locked(ino),
-            State::Refused(_) => None,
+            State::Ready { lease, .. } if !keep_lease => lease.put_locked(ino),
+            _ => None,
         };
         let empty = ino.unused();
         // INVARIANT: the indexes forget the slot, and an inode without
@@ -1039,19 +1047,20 @@ impl Registry {
                     ..
                 }) => {
                     *last_use = stamp;
-                    if let Some(w) = write {
-                        // Set before the device gets the addresses; a
-                        // claim given back below leaves it set, which
-                        // only costs a write-back of the window's own
-                        // bytes.
-                        w.claimed = true;
-                    }
                     let bus = buf.bus() + p.at;
                     for (k, a) in pa.iter_mut().skip(page).take(pages).enumerate() {
                         *a = bus + (k * PAGE_SIZE) as u64;
                     }
                     // Atomic: under the registry spinlock.
-                    claims.push(who, GFP_ATOMIC).is_ok()
+                    let pushed = claims.push(who, GFP_ATOMIC).is_ok();
+                    if let Some(w) = write.as_deref_mut().filter(|_| pushed) {
+                        // Before the device gets the addresses (the lock
+                        // is held until then); a claim given back below
+                        // leaves it set, which only costs a write-back of
+                        // the window's own bytes.
+                        w.claimed = true;
+                    }
+                    pushed
                 }
                 _ => false,
             };
@@ -1120,13 +1129,16 @@ pub(crate) fn write_back_pending(inode: InodeKey, start: i64, end: i64) -> bool 
     with_registry(|reg| reg.write_back_pending(inode, start, end))
 }
 
-/// Whether another write mapping, not being revoked, overlaps `[start,
-/// end)` of `inode` (one that holds the whole range would have served it).
+/// Whether another write window that may still be written, or whose
+/// bytes are not written back yet, overlaps `[start, end)` of `inode` (one
+/// that holds the whole range would have served it).
 pub(crate) fn write_overlaps(inode: InodeKey, start: i64, end: i64) -> bool {
     with_registry(|reg| {
-        reg.inodes
-            .get_mut(&inode)
-            .is_some_and(|ino| ino.live_write_overlaps(start, end))
+        reg.write_back_pending(inode, start, end)
+            || reg
+                .inodes
+                .get_mut(&inode)
+                .is_some_and(|ino| ino.live_write_overlaps(start, end))
     })
 }
 
@@ -1149,7 +1161,9 @@ pub(crate) fn take_queued() -> Option<(InodeKey, Slot)> {
         }
     });
     let loc = found?;
-    let slot = reg.remove(loc)?;
+    // The lease stays held until the window is committed: a break of it
+    // (RWF_NOWAIT writes, other lease breakers) waits for the commit.
+    let slot = reg.take_out(loc, true)?;
     let (start, len) = slot.range();
     let dev = slot.device()?;
     reg.flushing = Some((loc.inode, start, start.saturating_add(len as i64), dev));
@@ -1171,6 +1185,39 @@ pub(crate) fn write_back_queued(dev: DeviceKey) -> bool {
         found |= reg.flushing.is_some_and(|f| f.3 == dev);
     });
     found
+}
+
+/// After every window of `scope` ([`Scope::All`] at module exit, once the
+/// provider was unregistered, or [`Scope::Device`] at a removal) was
+/// revoked: the claims on write windows a device may have written that
+/// their importers did not give back (at exit their `device_unmap` calls
+/// no longer reach p2pmap) are dropped here, as the revocation stopped
+/// those devices in their notifiers, and the windows are queued for their
+/// write-back. Returns whether any was.
+pub(crate) fn queue_written(scope: Scope) -> bool {
+    let mut queued = false;
+    with_registry(|reg| {
+        reg.for_each(scope, |_, s| {
+            if !s.holds_device_data() || s.queued() {
+                return;
+            }
+            s.mark_revoking();
+            if let State::Ready {
+                claims,
+                write: Some(w),
+                ..
+            } = &mut s.state
+            {
+                claims.clear();
+                w.queued = true;
+                queued = true;
+            }
+        })
+    });
+    if queued {
+        ffi::flush_schedule();
+    }
+    queued
 }
 
 /// Milliseconds a device removal or unload sleeps between two looks at the
@@ -1206,7 +1253,9 @@ pub(crate) fn device_data_pending(dev: Option<DeviceKey>) -> bool {
     with_registry(|reg| {
         let scope = dev.map_or(Scope::All, Scope::Device);
         reg.for_each(scope, |_, s| found |= s.holds_device_data());
-        found |= reg.flushing.is_some();
+        found |= reg
+            .flushing
+            .is_some_and(|f| dev.is_none_or(|d| f.3 == d));
     });
     found
 }

@@ -389,6 +389,29 @@ TEST_F(write, overlapping_write_mappings_are_refused)
 	EXPECT_EQ(P2PMAP_PATH_P2P, m.path);
 }
 
+/*
+ * Unloading p2pmap while the device holds a write mapping it wrote: the
+ * mapping is revoked and written back before the module goes (the
+ * importer's device_unmap no longer reaches an unregistered provider),
+ * and the file holds the device's bytes.
+ */
+TEST_F(write, unload_writes_back_a_held_write_mapping)
+{
+	struct p2pmap_status st;
+	uint32_t h;
+
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	ASSERT_EQ(0, system("rmmod p2pmap"));
+	ASSERT_EQ(0, importer_status(self->dev, h, &st));
+	EXPECT_EQ(1, st.revoked);
+	EXPECT_EQ(SIZE, file_size(self->path));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, 0, SIZE, -1));
+	ASSERT_EQ(0, ensure_p2pmap_loaded());
+}
+
 #define BIG (256UL << 20)	/* four times the 64 MiB CMB */
 #define CHUNK (16UL << 20)
 #define NCHUNK (BIG / CHUNK)
