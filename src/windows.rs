@@ -1253,9 +1253,7 @@ pub(crate) fn device_data_pending(dev: Option<DeviceKey>) -> bool {
     with_registry(|reg| {
         let scope = dev.map_or(Scope::All, Scope::Device);
         reg.for_each(scope, |_, s| found |= s.holds_device_data());
-        found |= reg
-            .flushing
-            .is_some_and(|f| dev.is_none_or(|d| f.3 == d));
+        found |= reg.flushing.is_some_and(|f| dev.is_none_or(|d| f.3 == d));
     });
     found
 }

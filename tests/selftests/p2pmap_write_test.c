@@ -24,7 +24,9 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
+#include <linux/fs.h>
 
 #include "kselftest_harness.h"
 #include "p2pmap_importer.h"
@@ -361,6 +363,64 @@ TEST_F(write, cpu_store_through_mmap_lands_on_top)
 	EXPECT_EQ(1, st.revoked);
 	ASSERT_EQ(0, msync(self->map, SIZE, MS_SYNC));
 	EXPECT_EQ(0, check_cpu_on_top(_metadata, self->path, at, cpu, sizeof(cpu)));
+}
+
+/*
+ * An O_APPEND write while the device holds a write mapping past EOF of a
+ * new file: the mapping is written back and committed first (the file
+ * grows to its end), and the append goes after it, not over it.
+ */
+TEST_F(write, append_goes_after_what_the_device_wrote)
+{
+	const char tail[] = "appended";
+	char got[sizeof(tail)];
+	int afd;
+	uint32_t h;
+
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	afd = open(self->path, O_WRONLY | O_APPEND);
+	ASSERT_LE(0, afd);
+	ASSERT_EQ((ssize_t)sizeof(tail), write(afd, tail, sizeof(tail)));
+	close(afd);
+	EXPECT_EQ(SIZE + (off_t)sizeof(tail), file_size(self->path));
+	EXPECT_EQ(0, check_file(_metadata, self->path, SIZE, 0, SIZE, -1));
+	ASSERT_EQ((ssize_t)sizeof(got), pread(self->fd, got, sizeof(got), SIZE));
+	EXPECT_EQ(0, memcmp(got, tail, sizeof(tail)));
+}
+
+/*
+ * A reflink (FICLONE) of a file while the device holds a write mapping of
+ * it: the mapping is written back and committed before the blocks are
+ * shared, so the clone holds the device's bytes. A RWF_NOWAIT write of the
+ * range meanwhile is refused (EAGAIN) instead of waiting.
+ */
+TEST_F(write, reflink_and_nowait_write_see_what_the_device_wrote)
+{
+	char clone[300];
+	struct iovec iov;
+	char c = 'x';
+	int cfd;
+	uint32_t h;
+
+	snprintf(clone, sizeof(clone), "%s.clone", self->path);
+	scratch_file(&self->s, "%s", clone);
+	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	iov.iov_base = &c;
+	iov.iov_len = 1;
+	EXPECT_EQ(-1, pwritev2(self->fd, &iov, 1, 100, RWF_NOWAIT));
+	EXPECT_EQ(EAGAIN, errno);
+	cfd = open(clone, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, cfd);
+	ASSERT_EQ(0, ioctl(cfd, FICLONE, self->fd)) TH_LOG("FICLONE: %s", strerror(errno));
+	close(cfd);
+	EXPECT_EQ(SIZE, file_size(clone));
+	EXPECT_EQ(0, check_file(_metadata, clone, SIZE, 0, SIZE, -1));
 }
 
 /*
