@@ -311,6 +311,37 @@ TEST_F(write, truncate_keeps_the_device_bytes_below_the_new_size)
 }
 
 /*
+ * A hole punched while the device holds a write mapping: the mapping is
+ * revoked and what the device wrote committed first, then the punch: the
+ * punched page reads as zeros, the others as the device wrote them.
+ */
+TEST_F(write, punch_keeps_the_device_bytes_around_the_hole)
+{
+	unsigned char *b;
+	uint32_t h;
+	size_t i;
+
+	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
+	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
+	h = map_write(_metadata, self);
+	ASSERT_NE(0, h);
+	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
+	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
+	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
+	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
+	for (i = 0; i < SIZE; i++) {
+		unsigned char want = i / 4096 == 1 ? 0 : pattern_byte(i, DEV_SEED);
+
+		if (b[i] != want) {
+			TH_LOG("byte %zu: %#x, expected %#x", i, b[i], want);
+			break;
+		}
+	}
+	EXPECT_EQ(SIZE, i);
+	free(b);
+}
+
+/*
  * A CPU write() into the range while the device holds a write mapping:
  * the mapping is revoked and written back first, then the CPU's bytes
  * land on top of the device's.
