@@ -126,6 +126,26 @@ static int device_write(int dev, uint32_t handle, uint64_t off, uint64_t len)
 	return ret;
 }
 
+/*
+ * Opens and maps self->path (@existing: an old-pattern file, else a new,
+ * empty one) and has the device write all SIZE bytes of it through a
+ * write mapping, kept: its handle, 0 on failure.
+ */
+static uint32_t device_wrote_all(struct __test_metadata *_metadata, FIXTURE_DATA(write) *self,
+				 int existing)
+{
+	uint32_t h;
+
+	if (existing && make_pattern_file_direct(self->path, SIZE, OLD_SEED))
+		return 0;
+	if (open_and_map(_metadata, self, !existing))
+		return 0;
+	h = map_write(_metadata, self);
+	if (h && device_write(self->dev, h, 0, SIZE))
+		return 0;
+	return h;
+}
+
 /* Reads @len bytes at @off of @path with O_DIRECT into @buf; how many came (to EOF), -1 on error. */
 static ssize_t read_direct(const char *path, void *buf, size_t len, off_t off)
 {
@@ -299,10 +319,8 @@ TEST_F(write, truncate_keeps_the_device_bytes_below_the_new_size)
 	struct p2pmap_status st;
 	uint32_t h;
 
-	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 0);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	ASSERT_EQ(0, ftruncate(self->fd, new_size));
 	ASSERT_EQ(0, importer_status(self->dev, h, &st));
 	EXPECT_EQ(1, st.revoked);
@@ -321,11 +339,8 @@ TEST_F(write, punch_keeps_the_device_bytes_around_the_hole)
 	uint32_t h;
 	size_t i;
 
-	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
-	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 1);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096));
 	ASSERT_EQ(0, posix_memalign((void **)&b, 4096, SIZE));
 	ASSERT_EQ(SIZE, read_direct(self->path, b, SIZE, 0));
@@ -353,11 +368,8 @@ TEST_F(write, cpu_write_lands_on_top_of_the_device_bytes)
 	struct p2pmap_status st;
 	uint32_t h;
 
-	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
-	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 1);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	ASSERT_EQ((ssize_t)sizeof(cpu), pwrite(self->fd, cpu, sizeof(cpu), at));
 	ASSERT_EQ(0, importer_status(self->dev, h, &st));
 	EXPECT_EQ(1, st.revoked);
@@ -381,11 +393,8 @@ TEST_F(write, cpu_store_through_mmap_lands_on_top)
 	struct p2pmap_status st;
 	uint32_t h;
 
-	ASSERT_EQ(0, make_pattern_file_direct(self->path, SIZE, OLD_SEED));
-	ASSERT_EQ(0, open_and_map(_metadata, self, 0));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 1);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	/* The CPU reads the page first: its page cache holds the old bytes. */
 	old = ((unsigned char *)self->map)[at];
 	EXPECT_EQ(pattern_byte(at, OLD_SEED), old);
@@ -408,10 +417,8 @@ TEST_F(write, append_goes_after_what_the_device_wrote)
 	int afd;
 	uint32_t h;
 
-	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 0);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	afd = open(self->path, O_WRONLY | O_APPEND);
 	ASSERT_LE(0, afd);
 	ASSERT_EQ((ssize_t)sizeof(tail), write(afd, tail, sizeof(tail)));
@@ -438,10 +445,8 @@ TEST_F(write, reflink_and_nowait_write_see_what_the_device_wrote)
 
 	snprintf(clone, sizeof(clone), "%s.clone", self->path);
 	scratch_file(&self->s, "%s", clone);
-	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 0);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	iov.iov_base = &c;
 	iov.iov_len = 1;
 	EXPECT_EQ(-1, pwritev2(self->fd, &iov, 1, 100, RWF_NOWAIT));
@@ -491,10 +496,8 @@ TEST_F(write, unload_writes_back_a_held_write_mapping)
 	struct p2pmap_status st;
 	uint32_t h;
 
-	ASSERT_EQ(0, open_and_map(_metadata, self, 1));
-	h = map_write(_metadata, self);
+	h = device_wrote_all(_metadata, self, 0);
 	ASSERT_NE(0, h);
-	ASSERT_EQ(0, device_write(self->dev, h, 0, SIZE));
 	ASSERT_EQ(0, system("rmmod p2pmap"));
 	ASSERT_EQ(0, importer_status(self->dev, h, &st));
 	EXPECT_EQ(1, st.revoked);
