@@ -10,6 +10,17 @@
  *              P2PMAP_BENCH_SIZES_MB (default 1,4,16,60), median of
  *              P2PMAP_BENCH_REPS (default 3):
  *              datapath size= stage_MBps= buffered_MBps= direct_MBps= ratio_vs_buffered=
+ *   write      write mappings: a new file of each size of
+ *              P2PMAP_BENCH_SIZES_MB mapped for writing (device_map:
+ *              map_blocks(write) allocates, the window is zero-filled),
+ *              then given back and fsync()ed (p2pmap writes the window
+ *              to the blocks by bios on the CMB pages and commits it),
+ *              against write() of the same size from host memory,
+ *              buffered and O_DIRECT, each followed by fsync(); median
+ *              of P2PMAP_BENCH_REPS:
+ *              write size= map_MBps= writeback_MBps= p2p_MBps= buffered_MBps= direct_MBps= ratio_vs_buffered=
+ *              (writeback: device_unmap to fsync() returning; p2p: map
+ *              and writeback together, the device's own writes excluded)
  *   memory     page cache and slab growth while a cold file of
  *              P2PMAP_BENCH_MEMORY_MB (default 32) is mapped for the device,
  *              peer to peer and through the importer's page-cache fallback
@@ -32,7 +43,9 @@
  *
  * Sanity checks, which fail the run (exit 1): every staging was served
  * peer to peer, the sampled pages read through the device hold the file's
- * bytes, the fallback was used when p2pmap was unloaded, every window
+ * bytes, every write mapping was served peer to peer and written back (the
+ * page the device wrote reads back with O_DIRECT), the fallback was used
+ * when p2pmap was unloaded, every window
  * p2pmap revoked under pressure was seen revoked by the importer, and no
  * request under pressure was refused cmb_full (each fits in the CMB). Goals
  * are reported, never enforced.
@@ -216,6 +229,143 @@ static void datapath(void)
 		fflush(stdout);
 		unlink(path);
 	}
+	close(dev);
+}
+
+/* --- write -------------------------------------------------------------------- */
+
+/*
+ * A new @path of @size written through a write mapping: map (timed into
+ * *map_ns), one page written by the device (@sample, not timed), unmap
+ * and fsync() (timed into *wb_ns). Returns 0, or -1 after fail().
+ */
+static int timed_write_p2p(int dev, const char *path, size_t size, int sample, uint64_t *map_ns,
+			   uint64_t *wb_ns)
+{
+	uint64_t written = p2pmap_stat("written_back"), t0, t1, t2, t3;
+	unsigned char page[4096], *back;
+	struct p2pmap_map m;
+	struct p2pmap_rw rw;
+	size_t i, off = (size / 2) & ~4095ul;
+	char *map;
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		exit(2);
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		exit(2);
+	m = map_req(map, size, P2PMAP_MAP_WRITE | P2PMAP_MAP_NO_FALLBACK);
+	t0 = now_ns();
+	if (ioctl(dev, P2PMAP_IOC_MAP, &m) || m.path != P2PMAP_PATH_P2P) {
+		fail("write mapping of %s (%zu bytes) refused: %s", path, size, strerror(errno));
+		goto out;
+	}
+	t1 = now_ns();
+	if (sample) {
+		for (i = 0; i < sizeof(page); i++)
+			page[i] = pattern_byte(off + i, 23);
+		rw = (struct p2pmap_rw){ .handle = m.handle, .offset = off, .len = sizeof(page),
+					 .buf = (uintptr_t)page };
+		if (ioctl(dev, P2PMAP_IOC_WRITE, &rw))
+			fail("device write of %s: %s", path, strerror(errno));
+	}
+	t2 = now_ns();
+	ioctl(dev, P2PMAP_IOC_UNMAP, &m.handle);
+	if (fsync(fd))
+		fail("fsync of %s: %s", path, strerror(errno));
+	t3 = now_ns();
+	*map_ns = t1 - t0;
+	*wb_ns = t3 - t2;
+	if (p2pmap_stat("written_back") != written + 1)
+		fail("%s: the write mapping was not written back", path);
+	if (sample) {
+		int dfd = open(path, O_RDONLY | O_DIRECT);
+
+		if (dfd < 0 || posix_memalign((void **)&back, 4096, sizeof(page)))
+			exit(2);
+		if (pread(dfd, back, sizeof(page), off) != sizeof(page) ||
+		    memcmp(back, page, sizeof(page)))
+			fail("%s: O_DIRECT does not read what the device wrote", path);
+		free(back);
+		close(dfd);
+	}
+	munmap(map, size);
+	close(fd);
+	return 0;
+out:
+	munmap(map, size);
+	close(fd);
+	return -1;
+}
+
+/* A new @path of @size written with write() from host memory, then fsync(); returns ns. */
+static uint64_t timed_write_cpu(const char *path, size_t size, int direct)
+{
+	static unsigned char *buf;
+	uint64_t t0, t1;
+	size_t off;
+	int fd;
+
+	if (!buf) {
+		if (posix_memalign((void **)&buf, 4096, IO_CHUNK))
+			exit(2);
+		memset(buf, 0x5a, IO_CHUNK);
+	}
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | (direct ? O_DIRECT : 0), 0644);
+	if (fd < 0)
+		exit(2);
+	t0 = now_ns();
+	for (off = 0; off < size; off += IO_CHUNK) {
+		if (write(fd, buf, IO_CHUNK) != IO_CHUNK) {
+			perror("write");
+			exit(2);
+		}
+	}
+	if (fsync(fd))
+		fail("fsync of %s: %s", path, strerror(errno));
+	t1 = now_ns();
+	close(fd);
+	return t1 - t0;
+}
+
+static void write_path(void)
+{
+	const char *sizes = getenv("P2PMAP_BENCH_SIZES_MB");
+	char list[128], *save = NULL, *tok;
+	int reps = env_long("P2PMAP_BENCH_REPS", 3, 1);
+	const char *path = DIR "/write.dat";
+	int dev = open_dev();
+
+	snprintf(list, sizeof(list), "%s", sizes && *sizes ? sizes : "1,4,16,60");
+	printf("# write: new file, %d repetitions, median MB/s (MiB/s)\n", reps);
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		size_t size = (size_t)atoi(tok) * MiB;
+		double mp[16], wb[16], p2p[16], bu[16], di[16], b;
+		uint64_t map_ns, wb_ns;
+		int r;
+
+		if (!size)
+			continue;
+		for (r = 0; r < reps && r < 16; r++) {
+			if (timed_write_p2p(dev, path, size, r == 0, &map_ns, &wb_ns))
+				map_ns = wb_ns = 0;
+			mp[r] = mbps(size, map_ns);
+			wb[r] = mbps(size, wb_ns);
+			p2p[r] = mbps(size, map_ns + wb_ns);
+			bu[r] = mbps(size, timed_write_cpu(path, size, 0));
+			di[r] = mbps(size, timed_write_cpu(path, size, 1));
+		}
+		b = median(bu, r);
+		printf("write size=%zu map_MBps=%.1f writeback_MBps=%.1f p2p_MBps=%.1f buffered_MBps=%.1f direct_MBps=%.1f ratio_vs_buffered=%.2f\n",
+		       size, median(mp, r), median(wb, r), median(p2p, r), b, median(di, r),
+		       b > 0 ? median(p2p, r) / b : 0);
+		fflush(stdout);
+	}
+	unlink(path);
 	close(dev);
 }
 
@@ -540,6 +690,8 @@ int main(int argc, char **argv)
 
 		if (all || !strcmp(s, "datapath"))
 			datapath();
+		if (all || !strcmp(s, "write"))
+			write_path();
 		if (all || !strcmp(s, "memory"))
 			memory();
 		if (all || !strcmp(s, "pressure"))
