@@ -77,16 +77,12 @@ int p2pmap_bdev_read_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
 
 int p2pmap_bdev_write_p2p(struct file *file, u64 addr, void *vaddr, size_t len)
 {
-	int ret = p2pmap_bdev_rw_p2p(file, addr, vaddr, len, REQ_OP_WRITE);
+	return p2pmap_bdev_rw_p2p(file, addr, vaddr, len, REQ_OP_WRITE);
+}
 
-	/*
-	 * ->commit_blocks() forces the log synchronously, and XFS's log
-	 * writes flush the data device's cache first; flush here as well so
-	 * that the data is stable whichever filesystem commits it.
-	 */
-	if (!ret)
-		ret = blkdev_issue_flush(file_inode(file)->i_sb->s_bdev);
-	return ret;
+int p2pmap_bdev_flush(struct file *file)
+{
+	return blkdev_issue_flush(file_inode(file)->i_sb->s_bdev);
 }
 
 long p2pmap_file_flush_cpu_range(struct file *file, loff_t start, loff_t end)

@@ -38,10 +38,11 @@ int p2pmap_file_commit_blocks(struct file *file, struct iomap *maps, int nr,
 /*
  * Writes @len bytes of the P2P memory at @vaddr to byte @addr of the file's
  * block device with synchronous bios whose pages are the P2P pages (the
- * data moves CMB -> media inside the device), then flushes the device's
- * volatile cache. May sleep.
+ * data moves CMB -> media inside the device). May sleep.
  */
 int p2pmap_bdev_write_p2p(struct file *file, u64 addr, void *vaddr, size_t len);
+/* blkdev_issue_flush() of the file's block device. May sleep. */
+int p2pmap_bdev_flush(struct file *file);
 /*
  * Writes back the dirty page-cache pages of [@start, @end) of the file and
  * waits (their errors go to the mapping, for the CPU's writers); returns

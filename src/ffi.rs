@@ -754,6 +754,16 @@ pub(crate) fn commit_blocks(file: &File, extents: &[Extent], new_size: i64) -> R
     })
 }
 
+/// Flushes the volatile cache of `file`'s block device
+/// (`blkdev_issue_flush()`): what was written before is stable whichever
+/// filesystem commits it (XFS's synchronous commit flushes too).
+///
+/// Context: process; sleeps.
+pub(crate) fn flush_device_cache(file: &File) -> Result {
+    // SAFETY: we hold a reference on the file.
+    to_result(unsafe { ext::p2pmap_bdev_flush(file.as_ptr()) })
+}
+
 /// Writes back the page-cache pages of `[start, end)` of `file` that the
 /// CPU dirtied, and waits: `commit_blocks` invalidates the range's pages
 /// and cannot drop a dirty one. Returns whether any was dirty. Their
@@ -856,7 +866,7 @@ impl CmbBuf {
 
     /// Writes `[at, at + len)` of the window to byte `addr` of `file`'s
     /// block device, peer to peer (bios on the CMB pages: the controller
-    /// copies from its own CMB), and flushes the device's cache.
+    /// copies from its own CMB); [`flush_device_cache`] makes it stable.
     ///
     /// Context: process; sleeps.
     pub(crate) fn write_to_media(&self, file: &File, at: usize, addr: u64, len: usize) -> Result {

@@ -525,6 +525,11 @@ impl Registry {
     /// Whether a write window of `[start, end)` of `inode` was given back
     /// and is not committed yet (queued, or being written back).
     fn write_back_pending(&mut self, inode: InodeKey, start: i64, end: i64) -> bool {
+        // The fast path of every read mapping asks: without write windows
+        // there is nothing to look up.
+        if WRITE_WINDOWS.load(Relaxed) == 0 {
+            return false;
+        }
         if self
             .flushing
             .is_some_and(|(i, s, e, _)| i == inode && revoke::overlaps(s, e, start, end))
@@ -811,6 +816,28 @@ impl Slot {
     /// yet (mapped, queued, or just taken by the worker).
     fn holds_device_data(&self) -> bool {
         matches!(&self.state, State::Ready { write: Some(w), .. } if w.claimed && !w.done)
+    }
+
+    /// Hands a write window a device may have written to the write-back
+    /// worker: no claim is handed out any more, the claims left are
+    /// dropped (their devices were stopped), and it waits for the worker.
+    /// Returns whether it was queued now; call [`ffi::flush_schedule`]
+    /// after unlocking if so.
+    fn queue_write_back(&mut self) -> bool {
+        if !self.holds_device_data() || self.queued() {
+            return false;
+        }
+        self.mark_revoking();
+        if let State::Ready {
+            claims,
+            write: Some(w),
+            ..
+        } = &mut self.state
+        {
+            claims.clear();
+            w.queued = true;
+        }
+        true
     }
 
     /// A write window queued for the write-back worker.
@@ -1196,24 +1223,7 @@ pub(crate) fn write_back_queued(dev: DeviceKey) -> bool {
 /// write-back. Returns whether any was.
 pub(crate) fn queue_written(scope: Scope) -> bool {
     let mut queued = false;
-    with_registry(|reg| {
-        reg.for_each(scope, |_, s| {
-            if !s.holds_device_data() || s.queued() {
-                return;
-            }
-            s.mark_revoking();
-            if let State::Ready {
-                claims,
-                write: Some(w),
-                ..
-            } = &mut s.state
-            {
-                claims.clear();
-                w.queued = true;
-                queued = true;
-            }
-        })
-    });
+    with_registry(|reg| reg.for_each(scope, |_, s| queued |= s.queue_write_back()));
     if queued {
         ffi::flush_schedule();
     }
@@ -1499,11 +1509,7 @@ pub(crate) fn release(pa: &[u64], who: Claimant) -> bool {
             if s.holds_device_data() {
                 // Written back and freed by the worker; no new claim of
                 // the bytes meanwhile.
-                s.mark_revoking();
-                if let State::Ready { write: Some(w), .. } = &mut s.state {
-                    w.queued = true;
-                }
-                queued = true;
+                queued |= s.queue_write_back();
             } else {
                 if let Some(slot) = reg.remove(loc) {
                     // On allocation failure the slot is dropped right here:

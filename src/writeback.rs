@@ -83,6 +83,8 @@ fn write_back(inode: InodeKey, slot: &mut Slot) {
             let n = usize::try_from(e.length).map_err(|_| EINVAL)?;
             buf.write_to_media(file, at, addr, n)?;
         }
+        // Once per window, not per extent.
+        ffi::flush_device_cache(file)?;
         if ffi::flush_cpu_range(file, start, end) {
             STATS.write_back_cpu_pages();
         }
